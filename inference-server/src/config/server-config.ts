@@ -1,0 +1,108 @@
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { preprocessingFromEnv, type PreprocessingOptions } from './preprocessing.js';
+
+/** The model served when MODEL_URI is not set: small, bundled, so a fresh clone serves offline. */
+// Resolved from the compiled file, dist/inference-server/src/config/, back to the repository (or image) root.
+export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../../../../inference-server/models/default/model.onnx', import.meta.url));
+export const DEFAULT_SAMPLE_IMAGE = join(DEFAULT_MODEL_PATH, '..', 'example.jpg');
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  modelUri: string;
+  labelsUri?: string;
+  /** Name under /v2/models/{name}; defaults to the model file's name without extension. */
+  modelName: string;
+  cacheDir: string;
+  fetchDeadlineMs: number;
+  preprocessing: PreprocessingOptions;
+  inputSize?: { width: number; height: number };
+  outputName?: string;
+  maxUploadBytes: number;
+  maxInputPixels: number;
+  /** Largest v2 infer request body (JSON or binary tensors). */
+  maxTensorBytes: number;
+  maxInFlight: number;
+  decodeConcurrency: number;
+  threads: number;
+  maxTopK: number;
+  shutdownGraceMs: number;
+  /** Whole-request deadline (slow uploads included), so a trickling client cannot hold a slot forever. */
+  requestTimeoutMs: number;
+  /** Time between readiness going false and the listener closing, so load balancers stop sending first. */
+  drainDelayMs: number;
+  logLevel: string;
+}
+
+const MiB = 1024 * 1024;
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}=${raw}: expected an integer between ${min} and ${max}`);
+  return n;
+}
+
+function size(env: NodeJS.ProcessEnv): { width: number; height: number } | undefined {
+  const raw = env.INPUT_SIZE?.trim();
+  if (!raw) return undefined;
+  const m = /^(\d+)(?:x(\d+))?$/i.exec(raw);
+  if (!m) throw new Error(`INPUT_SIZE=${raw}: expected N or WIDTHxHEIGHT, e.g. 224 or 320x240`);
+  const width = Number(m[1]);
+  const height = Number(m[2] ?? m[1]);
+  if (width < 1 || height < 1 || width > 8192 || height > 8192) throw new Error(`INPUT_SIZE=${raw}: sides must be 1–8192`);
+  return { width, height };
+}
+
+/** The model's name from its URI: `gs://b/models/resnet50.onnx` → `resnet50`. */
+export function modelNameFromUri(uri: string): string {
+  const path = uri.replace(/[?#].*$/, '');
+  const name = basename(path).replace(/\.onnx$/i, '').replace(/[^\w.-]/g, '-');
+  return name === '' || name === 'model' ? 'model' : name;
+}
+
+/** Reads and validates the whole configuration; one error lists every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
+  const errors: string[] = [];
+  const attempt = <T>(fn: () => T, fallback: T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      errors.push((err as Error).message);
+      return fallback;
+    }
+  };
+  const modelUri = env.MODEL_URI?.trim() || DEFAULT_MODEL_PATH;
+  const threads = attempt(() => int(env, 'INTRA_OP_THREADS', cpus, 1, 1024), cpus);
+  const config: ServerConfig = {
+    port: attempt(() => int(env, 'PORT', 8080, 0, 65535), 8080),
+    host: env.HOST?.trim() || '0.0.0.0',
+    modelUri,
+    labelsUri: env.LABELS_URI?.trim() || undefined,
+    modelName: env.MODEL_NAME?.trim() || modelNameFromUri(modelUri),
+    cacheDir: env.MODEL_CACHE_DIR?.trim() || join(tmpdir(), 'onnx-model-cache'),
+    fetchDeadlineMs: attempt(() => int(env, 'MODEL_FETCH_TIMEOUT_MS', 10 * 60_000, 1000), 600_000),
+    preprocessing: attempt(() => preprocessingFromEnv(env), undefined as unknown as PreprocessingOptions),
+    inputSize: attempt(() => size(env), undefined),
+    outputName: env.OUTPUT_NAME?.trim() || undefined,
+    maxUploadBytes: attempt(() => int(env, 'MAX_UPLOAD_BYTES', 20 * MiB, 1024), 20 * MiB),
+    maxInputPixels: attempt(() => int(env, 'MAX_INPUT_PIXELS', 40_000_000, 1), 40_000_000),
+    maxTensorBytes: attempt(() => int(env, 'MAX_TENSOR_BYTES', 64 * MiB, 1024), 64 * MiB),
+    // Enough requests to keep decoding and inference busy at once; more would only wait in memory.
+    maxInFlight: attempt(() => int(env, 'MAX_IN_FLIGHT', Math.max(8, 4 * threads), 1), 8),
+    decodeConcurrency: attempt(() => int(env, 'DECODE_CONCURRENCY', Math.max(1, cpus), 1, 256), cpus),
+    threads,
+    maxTopK: attempt(() => int(env, 'MAX_TOP_K', 100, 1), 100),
+    shutdownGraceMs: attempt(() => int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0), 25_000),
+    requestTimeoutMs: attempt(() => int(env, 'REQUEST_TIMEOUT_MS', 60_000, 1000), 60_000),
+    drainDelayMs: attempt(() => int(env, 'DRAIN_DELAY_MS', 0, 0), 0),
+    logLevel: env.LOG_LEVEL?.trim() || 'info',
+  };
+  if (!/^[\w.-]{1,128}$/.test(config.modelName)) errors.push(`MODEL_NAME=${config.modelName}: use letters, digits, '.', '_' or '-'`);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(config.logLevel)) errors.push(`LOG_LEVEL=${config.logLevel}: expected fatal, error, warn, info, debug, trace or silent`);
+  if (errors.length > 0) throw new Error(`invalid configuration: ${errors.join('; ')}`);
+  return config;
+}

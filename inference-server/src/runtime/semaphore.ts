@@ -1,0 +1,70 @@
+/** A counting semaphore: at most `size` holders, the rest wait in FIFO order. */
+export class Semaphore {
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(readonly size: number) {
+    if (!(size >= 1)) throw new Error(`semaphore size must be at least 1, got ${size}`);
+  }
+
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  get holders(): number {
+    return this.active;
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.active < this.size) {
+      this.active++;
+    } else {
+      // The releaser hands its slot straight to us, so `active` stays put.
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiters.shift();
+      if (next) next();
+      else this.active--;
+    };
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+/**
+ * Admission control: a hard cap on requests in progress. Past it we refuse at once
+ * (503 + Retry-After) instead of queueing without end, so overload sheds fast.
+ */
+export class Admission {
+  private count = 0;
+
+  constructor(readonly limit: number) {}
+
+  get inFlight(): number {
+    return this.count;
+  }
+
+  /** A release function when admitted, undefined when full. */
+  tryEnter(): (() => void) | undefined {
+    if (this.count >= this.limit) return undefined;
+    this.count++;
+    let released = false;
+    return () => {
+      if (!released) {
+        released = true;
+        this.count--;
+      }
+    };
+  }
+}
