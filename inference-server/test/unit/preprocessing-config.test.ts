@@ -1,0 +1,54 @@
+import { expect } from 'chai';
+import { DEFAULT_PREPROCESSING, preprocessingFromEnv, preprocessingToEnv } from '../../src/config/preprocessing.js';
+import { loadConfig, modelNameFromUri } from '../../src/config/server-config.js';
+
+describe('preprocessing options in the environment', () => {
+  it('defaults when nothing is set', () => {
+    expect(preprocessingFromEnv({})).to.deep.equal(DEFAULT_PREPROCESSING);
+  });
+
+  it('round-trips through the operator encoding', () => {
+    const options = { resizeMode: 'letterbox', channelOrder: 'BGR', layout: 'NHWC', normalization: 'custom', scale: 1, mean: [103.9, 116.8, 123.7], std: [1, 1, 1], padColor: [114, 114, 114], softmax: 'never' } as const;
+    const env = preprocessingToEnv({ ...options, mean: [...options.mean], std: [...options.std], padColor: [...options.padColor] });
+    expect(env.PIXEL_MEAN).to.equal('103.9,116.8,123.7');
+    expect(preprocessingFromEnv(env)).to.deep.equal(options);
+  });
+
+  it('accepts values case-insensitively', () => {
+    expect(preprocessingFromEnv({ RESIZE_MODE: 'Stretch', CHANNEL_ORDER: 'bgr' })).to.include({ resizeMode: 'stretch', channelOrder: 'BGR' });
+  });
+
+  it('switches to custom normalization when a mean or std is given', () => {
+    expect(preprocessingFromEnv({ PIXEL_MEAN: '0.5,0.5,0.5', PIXEL_STD: '0.5,0.5,0.5' }).normalization).to.equal('custom');
+    expect(preprocessingFromEnv({ PIXEL_MEAN: '0.5,0.5,0.5', NORMALIZATION: 'none' }).normalization).to.equal('none');
+  });
+
+  it('lists every bad variable in one error', () => {
+    expect(() => preprocessingFromEnv({ RESIZE_MODE: 'zoom', PIXEL_STD: '1,0,1', PAD_COLOR: '300,0,0' }))
+      .to.throw(/RESIZE_MODE=zoom: expected one of stretch, center-crop, letterbox.*PIXEL_STD=1,0,1.*PAD_COLOR=300,0,0/);
+  });
+});
+
+describe('server configuration', () => {
+  it('has documented defaults', () => {
+    const c = loadConfig({}, 2);
+    expect(c).to.include({ port: 8080, host: '0.0.0.0', threads: 2, decodeConcurrency: 2, maxInFlight: 8, modelName: 'model' });
+    expect(c.modelUri).to.match(/inference-server\/models\/default\/model\.onnx$/);
+  });
+
+  it('sizes threads from the CPUs it is given and honours overrides', () => {
+    expect(loadConfig({}, 16).maxInFlight).to.equal(64);
+    expect(loadConfig({ INTRA_OP_THREADS: '3', PORT: '0' }, 16)).to.include({ threads: 3, port: 0, maxInFlight: 12 });
+  });
+
+  it('names the model after its file', () => {
+    expect(modelNameFromUri('gs://bucket/models/resnet50.onnx')).to.equal('resnet50');
+    expect(modelNameFromUri('https://h/x/efficientnet-lite0.onnx?X-Goog-Signature=abc')).to.equal('efficientnet-lite0');
+  });
+
+  it('refuses bad values with the variable named', () => {
+    expect(() => loadConfig({ PORT: 'eighty', INPUT_SIZE: '224x', LOG_LEVEL: 'loud', MODEL_NAME: 'a b' }, 2))
+      .to.throw(/PORT=eighty.*INPUT_SIZE=224x.*MODEL_NAME=a b.*LOG_LEVEL=loud/);
+    expect(loadConfig({ INPUT_SIZE: '320x240' }, 2).inputSize).to.deep.equal({ width: 320, height: 240 });
+  });
+});
