@@ -79,23 +79,23 @@ describe('Open Inference Protocol (KServe v2)', function () {
 
   it('speaks the binary tensor extension without a Content-Type, with classification', async () => {
     const input = Buffer.from(red.buffer);
-    const { status, json, tail, headers } = await tritonStyle(`${base}/infer`, {
+    const send = (output: object) => tritonStyle(`${base}/infer`, {
       inputs: [{ name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: input.length } }],
-      outputs: [
-        { name: 'logits', parameters: { binary_data: true } },
-        { name: 'logits', parameters: { binary_data: true, classification: 2 } },
-      ],
+      outputs: [output],
     }, [input]);
-    expect(status).to.equal(200);
-    expect(headers.get('content-type')).to.match(/octet-stream/);
-    const outputs = json.outputs as { datatype: string; shape: number[]; parameters: { binary_data_size: number } }[];
-    expect(outputs[0]).to.deep.include({ datatype: 'FP32', shape: [1, 3] });
-    expect(outputs[0]!.parameters.binary_data_size).to.equal(12);
-    const logits = [tail.readFloatLE(0), tail.readFloatLE(4), tail.readFloatLE(8)];
+    const plain = await send({ name: 'logits', parameters: { binary_data: true } });
+    expect(plain.status).to.equal(200);
+    expect(plain.headers.get('content-type')).to.match(/octet-stream/);
+    const [out] = plain.json.outputs as { datatype: string; shape: number[]; parameters: { binary_data_size: number } }[];
+    expect(out).to.deep.include({ datatype: 'FP32', shape: [1, 3] });
+    expect(out!.parameters.binary_data_size).to.equal(12);
+    const logits = [plain.tail.readFloatLE(0), plain.tail.readFloatLE(4), plain.tail.readFloatLE(8)];
     expect(logits[0]).to.be.greaterThan(logits[2]!);
-    expect(outputs[1]).to.deep.include({ datatype: 'BYTES', shape: [1, 2] });
-    const bytes = tail.subarray(12);
-    const first = bytes.subarray(4, 4 + bytes.readUInt32LE(0)).toString();
+
+    const classified = await send({ name: 'logits', parameters: { binary_data: true, classification: 2 } });
+    const [cls] = classified.json.outputs as { datatype: string; shape: number[] }[];
+    expect(cls).to.deep.include({ datatype: 'BYTES', shape: [1, 2] });
+    const first = classified.tail.subarray(4, 4 + classified.tail.readUInt32LE(0)).toString();
     expect(first).to.match(/^[\d.e+-]+:0:red$/);
     expect(Number(first.split(':')[0])).to.be.closeTo(logits[0]!, 1e-4);
   });
@@ -112,6 +112,7 @@ describe('Open Inference Protocol (KServe v2)', function () {
     expect((await send([{ ...ok, data: [1, 2, 3] }])).error).to.match(/3 elements but shape needs 3072/);
     expect((await send([ok], [{ name: 'embeddings' }])).error).to.match(/no output embeddings/);
     expect((await send([ok], [{ name: 'logits', parameters: { classification: 7 } }])).error).to.match(/from 1 to 3/);
+    expect((await send([ok], [{ name: 'logits' }, { name: 'logits', parameters: { classification: 2 } }])).error).to.match(/requested more than once/);
     const notJson = await fetch(`${base}/infer`, { method: 'POST', body: 'nope' });
     expect(notJson.status).to.equal(400);
   });

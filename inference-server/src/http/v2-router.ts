@@ -120,6 +120,10 @@ export function v2Router(serving: Serving, info: ServerInfo, maxTensorBytes: num
       const { data, shape } = checkInput(classifier, decodeInputs(request, binary));
       const sig = classifier.signature;
       const requested = request.outputs ?? [{ name: sig.outputName }];
+      // Clients index the binary tail by output name (tritonclient does): a repeat would be misread silently.
+      if (new Set(requested.map((o) => o.name)).size !== requested.length) {
+        throw badRequest('an output is requested more than once; ask for it once per request (with or without classification)');
+      }
       for (const o of requested) {
         if (o.name !== sig.outputName) throw badRequest(`the model has no output ${o.name}; its output is ${sig.outputName}`);
         const n = o.parameters?.classification;
