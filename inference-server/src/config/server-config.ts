@@ -91,8 +91,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
     maxUploadBytes: attempt(() => int(env, 'MAX_UPLOAD_BYTES', 20 * MiB, 1024), 20 * MiB),
     maxInputPixels: attempt(() => int(env, 'MAX_INPUT_PIXELS', 40_000_000, 1), 40_000_000),
     maxTensorBytes: attempt(() => int(env, 'MAX_TENSOR_BYTES', 64 * MiB, 1024), 64 * MiB),
-    // Enough requests to keep decoding and inference busy at once; more would only wait in memory.
-    maxInFlight: attempt(() => int(env, 'MAX_IN_FLIGHT', Math.max(8, 4 * threads), 1), 8),
+    // Enough to keep decoding and inference busy and to absorb bursts (about a second of queue for a
+    // ResNet-50 on 2 CPUs); past it, waiting longer helps nobody, so the server refuses.
+    maxInFlight: attempt(() => int(env, 'MAX_IN_FLIGHT', Math.max(32, 16 * threads), 1), 32),
     decodeConcurrency: attempt(() => int(env, 'DECODE_CONCURRENCY', Math.max(1, cpus), 1, 256), cpus),
     threads,
     maxTopK: attempt(() => int(env, 'MAX_TOP_K', 100, 1), 100),

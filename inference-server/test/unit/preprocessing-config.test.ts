@@ -32,13 +32,13 @@ describe('preprocessing options in the environment', () => {
 describe('server configuration', () => {
   it('has documented defaults', () => {
     const c = loadConfig({}, 2);
-    expect(c).to.include({ port: 8080, host: '0.0.0.0', threads: 2, decodeConcurrency: 2, maxInFlight: 8, modelName: 'model' });
+    expect(c).to.include({ port: 8080, host: '0.0.0.0', threads: 2, decodeConcurrency: 2, maxInFlight: 32, modelName: 'model' });
     expect(c.modelUri).to.match(/inference-server\/models\/default\/model\.onnx$/);
   });
 
   it('sizes threads from the CPUs it is given and honours overrides', () => {
-    expect(loadConfig({}, 16).maxInFlight).to.equal(64);
-    expect(loadConfig({ INTRA_OP_THREADS: '3', PORT: '0' }, 16)).to.include({ threads: 3, port: 0, maxInFlight: 12 });
+    expect(loadConfig({}, 16).maxInFlight).to.equal(256);
+    expect(loadConfig({ INTRA_OP_THREADS: '3', PORT: '0' }, 16)).to.include({ threads: 3, port: 0, maxInFlight: 48 });
   });
 
   it('names the model after its file', () => {
