@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Stop a control plane started by start.sh and remove its temp dir.
+#
+#   scripts/control-plane/stop.sh [STATE_FILE]
+#
+# STATE_FILE defaults to $CP_STATE_FILE, then
+# ${TMPDIR:-/tmp}/onnx-operator-control-plane-<uid>.env.
+# CP_KEEP_LOGS=1 copies the logs to ${TMPDIR:-/tmp}/onnx-cp-logs.<pid>/ first.
+# Exits 0 when there is nothing to stop.
+set -uo pipefail
+
+STATE="${1:-${CP_STATE_FILE:-${TMPDIR:-/tmp}/onnx-operator-control-plane-$(id -u).env}}"
+log() { printf '[control-plane stop] %s\n' "$*" >&2; }
+
+if [[ ! -f "$STATE" ]]; then
+  log "no state file $STATE; nothing to stop"
+  exit 0
+fi
+
+val() { # KEY -> value (undoes printf %q quoting by letting bash parse it)
+  local line
+  line="$(grep -E "^$1=" "$STATE" | tail -n1)" || return 0
+  [[ -n "$line" ]] || return 0
+  eval "printf '%s' ${line#*=}"
+}
+CP_DIR="$(val CP_DIR)"
+
+# Only signal a pid whose command line mentions our temp dir (guards against
+# pid reuse after a reboot or a crash).
+ours() {
+  local pid="$1"
+  [[ -n "$pid" && -r "/proc/$pid/cmdline" && -n "$CP_DIR" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$CP_DIR"
+}
+
+stop_pid() { # name pid
+  local name="$1" pid="$2" i
+  if ! ours "$pid"; then
+    [[ -n "$pid" ]] && log "$name (pid $pid) not running"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 1 40); do
+    ours "$pid" || { log "$name (pid $pid) stopped"; return 0; }
+    # reap zombies if we happen to be the parent
+    wait "$pid" 2>/dev/null
+    sleep 0.25
+  done
+  log "$name (pid $pid) did not stop in 10s; SIGKILL"
+  kill -KILL "$pid" 2>/dev/null
+  sleep 0.2
+}
+
+stop_pid kube-controller-manager "$(val CONTROLLER_MANAGER_PID)"
+stop_pid kube-apiserver "$(val APISERVER_PID)"
+stop_pid etcd "$(val ETCD_PID)"
+
+if [[ -n "$CP_DIR" && -d "$CP_DIR" ]]; then
+  if [[ "${CP_KEEP_LOGS:-0}" == 1 && -d "$CP_DIR/logs" ]]; then
+    keep="${TMPDIR:-/tmp}/onnx-cp-logs.$$"
+    cp -r "$CP_DIR/logs" "$keep" && log "logs kept in $keep"
+  fi
+  case "$CP_DIR" in
+    */onnx-cp.*) rm -rf "$CP_DIR" ;;
+    *) log "refusing to remove unexpected CP_DIR=$CP_DIR" ;;
+  esac
+fi
+rm -f "$STATE"
+log "done"
