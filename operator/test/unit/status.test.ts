@@ -1,0 +1,65 @@
+import { expect } from 'chai';
+import type { V1Deployment, V1Service } from '@kubernetes/client-node';
+import type { OnnxModel } from '../../../crds/onnxmodel-types.js';
+import { computeStatus, sameStatus } from '../../src/status.js';
+
+const model = (replicas = 2, status?: OnnxModel['status']): OnnxModel => ({
+  apiVersion: 'serving.onnxoperator.dev/v1alpha1',
+  kind: 'OnnxModel',
+  metadata: { name: 'm', namespace: 'ns', generation: 4 },
+  spec: { modelUri: 'gs://b/m.onnx', replicas },
+  status,
+});
+const deployment = (s: Partial<NonNullable<V1Deployment['status']>>, generation = 2): V1Deployment => ({
+  metadata: { generation },
+  spec: { replicas: 2, selector: {}, template: {} },
+  status: { observedGeneration: generation, ...s },
+});
+const lb = (ip?: string): V1Service => ({ spec: { type: 'LoadBalancer', ports: [{ port: 80 }] }, status: { loadBalancer: { ingress: ip ? [{ ip }] : [] } } });
+const now = new Date('2026-11-29T10:00:00Z');
+const cond = (st: ReturnType<typeof computeStatus>, type: string) => st.conditions!.find((c) => c.type === type)!;
+
+describe('OnnxModel status', () => {
+  it('is Ready with its address once every replica is ready and the load balancer has an IP', () => {
+    const st = computeStatus(model(), { deployment: deployment({ replicas: 2, readyReplicas: 2, updatedReplicas: 2, availableReplicas: 2, conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }] }), service: lb('203.0.113.7'), now });
+    expect(st).to.deep.include({ observedGeneration: 4, replicas: 2, readyReplicas: 2, address: '203.0.113.7', url: 'http://203.0.113.7', selector: 'serving.onnxoperator.dev/model=m' });
+    expect(cond(st, 'Ready')).to.deep.include({ status: 'True', reason: 'Serving', observedGeneration: 4 });
+    expect(cond(st, 'Available').status).to.equal('True');
+    expect(cond(st, 'Progressing')).to.deep.include({ status: 'False', reason: 'Complete' });
+    expect(cond(st, 'Degraded').status).to.equal('False');
+  });
+
+  it('waits for the load balancer', () => {
+    const st = computeStatus(model(), { deployment: deployment({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 }), service: lb(), now });
+    expect(cond(st, 'Ready')).to.deep.include({ status: 'False', reason: 'AwaitingLoadBalancer' });
+    expect(st.address).to.equal(undefined);
+  });
+
+  it('reports a rollout in progress and a stalled one', () => {
+    const rolling = computeStatus(model(), { deployment: deployment({ replicas: 3, readyReplicas: 2, updatedReplicas: 1 }), service: lb('1.2.3.4'), now });
+    expect(cond(rolling, 'Ready').reason).to.equal('RolloutInProgress');
+    expect(cond(rolling, 'Progressing').status).to.equal('True');
+    const stalled = computeStatus(model(), { deployment: deployment({ replicas: 3, updatedReplicas: 1, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "m-1" has timed out progressing.' }] }), service: lb('1.2.3.4'), now });
+    expect(cond(stalled, 'Degraded')).to.deep.include({ status: 'True', reason: 'ProgressDeadlineExceeded' });
+  });
+
+  it('says why it is not ready: scaled to zero, replicas loading, reconcile errors', () => {
+    expect(cond(computeStatus(model(0), { deployment: deployment({}), service: lb(), now }), 'Ready').reason).to.equal('ScaledToZero');
+    expect(cond(computeStatus(model(), { deployment: deployment({ replicas: 2, updatedReplicas: 2, readyReplicas: 1 }), service: lb('1.1.1.1'), now }), 'Ready').reason).to.equal('ReplicasNotReady');
+    const failed = computeStatus(model(), { reconcileError: 'admission webhook denied', now });
+    expect(cond(failed, 'Ready')).to.deep.include({ reason: 'ReconcileError', message: 'admission webhook denied' });
+    expect(cond(failed, 'Degraded').status).to.equal('True');
+  });
+
+  it('keeps lastTransitionTime unless the status flips, and detects no-op writes', () => {
+    const d = deployment({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 });
+    const first = computeStatus(model(), { deployment: d, service: lb('1.1.1.1'), now });
+    const later = new Date('2026-11-29T11:00:00Z');
+    const again = computeStatus(model(2, first), { deployment: d, service: lb('1.1.1.1'), now: later });
+    expect(cond(again, 'Ready').lastTransitionTime).to.equal(now);
+    expect(sameStatus(first, again)).to.equal(true);
+    const flipped = computeStatus(model(2, first), { deployment: d, service: lb(), now: later });
+    expect(cond(flipped, 'Ready').lastTransitionTime).to.equal(later);
+    expect(sameStatus(first, flipped)).to.equal(false);
+  });
+});
