@@ -97,7 +97,7 @@ export function computeStatus(model: OnnxModel, obs: Observation): OnnxModelStat
   };
   if (address) {
     status.address = address;
-    status.url = `http://${address}${port === 80 ? '' : `:${port}`}`;
+    status.url = `http://${address}${port === 80 ? '' : `:${port}`}/predict/image`;
   }
   return status;
 }

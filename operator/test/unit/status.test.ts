@@ -22,7 +22,7 @@ const cond = (st: ReturnType<typeof computeStatus>, type: string) => st.conditio
 describe('OnnxModel status', () => {
   it('is Ready with its address once every replica is ready and the load balancer has an IP', () => {
     const st = computeStatus(model(), { deployment: deployment({ replicas: 2, readyReplicas: 2, updatedReplicas: 2, availableReplicas: 2, conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }] }), service: lb('203.0.113.7'), now });
-    expect(st).to.deep.include({ observedGeneration: 4, replicas: 2, readyReplicas: 2, address: '203.0.113.7', url: 'http://203.0.113.7', selector: 'serving.onnxoperator.dev/model=m' });
+    expect(st).to.deep.include({ observedGeneration: 4, replicas: 2, readyReplicas: 2, address: '203.0.113.7', url: 'http://203.0.113.7/predict/image', selector: 'serving.onnxoperator.dev/model=m' });
     expect(cond(st, 'Ready')).to.deep.include({ status: 'True', reason: 'Serving', observedGeneration: 4 });
     expect(cond(st, 'Available').status).to.equal('True');
     expect(cond(st, 'Progressing')).to.deep.include({ status: 'False', reason: 'Complete' });
