@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     await controller.stop();
     await elector?.stop();
     http.close();
+    rest.close();
     clearTimeout(timer);
     logger.info('stopped');
     process.exit(0);

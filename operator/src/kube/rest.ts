@@ -1,4 +1,5 @@
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { createHash } from 'node:crypto';
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../../../crds/onnxmodel-types.js';
@@ -39,7 +40,35 @@ export interface RequestInit {
  * needs are few, so it speaks them directly.
  */
 export class KubeRest {
-  constructor(private readonly kc: KubeConfig) {}
+  private agent: { key: string; agent: Agent } | undefined;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly userAgent = 'onnx-operator',
+  ) {}
+
+  /**
+   * One keep-alive agent for as long as the TLS material stays the same. The
+   * kubeconfig builds a fresh agent per request, i.e. a TLS handshake per call:
+   * at 200 models that was most of the operator's CPU. Credentials are still
+   * applied per request, so rotated tokens and certificates are picked up.
+   */
+  private reuseAgent(options: RequestOptions): void {
+    if (this.kc.getCurrentCluster()?.proxyUrl) return; // the kubeconfig's proxy agent stays in charge
+    const material = createHash('sha256');
+    for (const part of [options.ca, options.cert, options.key]) material.update(part ? String(part) : '-');
+    material.update(String(options.rejectUnauthorized) + String(options.servername));
+    const key = material.digest('hex');
+    if (this.agent?.key !== key) {
+      this.agent?.agent.destroy();
+      this.agent = { key, agent: new Agent({ keepAlive: true, maxSockets: 32, ca: options.ca, cert: options.cert, key: options.key, rejectUnauthorized: options.rejectUnauthorized, servername: options.servername }) };
+    }
+    options.agent = this.agent.agent;
+  }
+
+  close(): void {
+    this.agent?.agent.destroy();
+  }
 
   async request<T>(method: string, path: string, init: RequestInit = {}): Promise<T> {
     const cluster = this.kc.getCurrentCluster();
@@ -55,11 +84,13 @@ export class KubeRest {
       path: `${url.pathname}${url.search}`,
       headers: {
         accept: 'application/json',
+        'user-agent': this.userAgent,
         ...(payload ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(payload.length) } : {}),
       },
       timeout: init.timeoutMs ?? 30_000,
     };
     await this.kc.applyToHTTPSOptions(options);
+    if (url.protocol === 'https:') this.reuseAgent(options);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<T>((resolve, reject) => {
       const req = send(options, (res) => {
