@@ -15,6 +15,8 @@ export class Informer<T extends KubernetesObject> {
   private restarts = 0;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Resolves after the first list that succeeded: only then does the cache mean anything. */
+  private readonly listed: Promise<void>;
 
   constructor(
     kc: KubeConfig,
@@ -23,7 +25,13 @@ export class Informer<T extends KubernetesObject> {
     private readonly logger: Logger,
     labelSelector?: string,
   ) {
-    const list = () => rest.get<KubernetesListObject<T>>(path, { labelSelector });
+    let markListed!: () => void;
+    this.listed = new Promise((resolve) => (markListed = resolve));
+    const list = async () => {
+      const result = await rest.get<KubernetesListObject<T>>(path, { labelSelector });
+      markListed();
+      return result;
+    };
     this.inner = makeInformer<T>(kc, path, list, labelSelector);
     this.inner.on('connect', () => {
       this.restarts = 0;
@@ -48,9 +56,14 @@ export class Informer<T extends KubernetesObject> {
     return this.inner.list(namespace);
   }
 
-  /** Resolves once the first list is in the cache and the watch is open. */
+  /**
+   * Resolves once a list has filled the cache. ListWatch's own start() also
+   * resolves when the list fails (e.g. 429 while the API server's storage
+   * initialises); the error handler above retries, and we wait for that.
+   */
   async start(): Promise<void> {
     await this.inner.start();
+    await this.listed;
   }
 
   async stop(): Promise<void> {
