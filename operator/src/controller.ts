@@ -1,4 +1,4 @@
-import type { KubeConfig, KubernetesObject, V1Deployment, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Deployment, V1PodDisruptionBudget, V1Service, V1ServicePort, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OnnxModel } from '../../crds/onnxmodel-types.js';
 import { desiredObjects, type OperatorDefaults } from './desired-state.js';
@@ -127,6 +127,24 @@ export class OnnxModelController {
     }
   }
 
+  /**
+   * Server-side apply merges Service ports by port number: after someone edits
+   * the port, our apply would add a second port named "http" (422, forever).
+   * So when the live ports are not ours, they are replaced whole first, keeping
+   * the node ports the cluster allocated.
+   */
+  private async replaceForeignPorts(desired: V1Service, live: V1Service | undefined, collection: string): Promise<void> {
+    const want = desired.spec?.ports ?? [];
+    const have = live?.spec?.ports ?? [];
+    const same = (a: V1ServicePort, b: V1ServicePort) => a.name === b.name && a.port === b.port && (a.protocol ?? 'TCP') === (b.protocol ?? 'TCP') && String(a.targetPort) === String(b.targetPort);
+    if (!live || (have.length === want.length && want.every((p, i) => same(p, have[i]!)))) return;
+    const ports = want.map((p) => {
+      const nodePort = have.find((h) => h.name === p.name)?.nodePort;
+      return nodePort !== undefined && desired.spec?.type !== 'ClusterIP' ? { ...p, nodePort } : p;
+    });
+    await this.rest.mergePatch(`${collection}/${live.metadata!.name}`, { spec: { ports } });
+  }
+
   async reconcile(key: string): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     const model = this.models.get(name, namespace);
@@ -139,6 +157,7 @@ export class OnnxModelController {
     let failure: unknown;
     try {
       deployment = await this.applyChild(model, desired.deployment, paths.deployments(namespace), deployment);
+      await this.replaceForeignPorts(desired.service, service, paths.services(namespace));
       service = await this.applyChild(model, desired.service, paths.services(namespace), service);
       const hpa = this.hpas.get(name, namespace);
       if (desired.hpa) await this.applyChild(model, desired.hpa, paths.hpas(namespace), hpa);

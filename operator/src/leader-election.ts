@@ -37,6 +37,7 @@ export class LeaderElector {
   private stopped = false;
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
   private readonly duration: number;
   private readonly renewDeadline: number;
   private readonly retryPeriod: number;
@@ -57,13 +58,34 @@ export class LeaderElector {
 
   /** Calls onStarted once leadership is won and onStopped if it is lost (the caller should then exit). */
   run(onStarted: () => void, onStopped: () => void): void {
+    // The deadline is watched on its own clock: a renewal stuck on a dead connection must not
+    // keep a stale leader acting while a standby takes the expired lease.
+    const stepDown = (why: string) => {
+      this.leading = false;
+      this.stopped = true; // a stepped-down candidate never campaigns again: the process is exiting
+      clearInterval(this.watchdog);
+      clearTimeout(this.timer);
+      this.logger.error({ renewDeadlineSeconds: this.renewDeadline, reason: why }, 'lost leadership');
+      onStopped();
+    };
+    this.watchdog = setInterval(() => {
+      if (this.leading && Date.now() - this.lastRenew > this.renewDeadline * 1000) stepDown('could not renew the lease in time');
+    }, 250);
+    this.watchdog.unref();
     const tick = async () => {
       if (this.stopped) return;
       let held = false;
+      let failed = false;
       try {
         held = await this.tryAcquireOrRenew();
       } catch (err) {
+        failed = true;
         this.logger.warn({ err: (err as Error).message, lease: this.opts.name }, 'lease update failed');
+      }
+      if (this.stopped) return;
+      if (this.leading && !held && !failed) {
+        stepDown('another candidate holds the lease');
+        return;
       }
       if (held) {
         this.lastRenew = Date.now();
@@ -72,15 +94,16 @@ export class LeaderElector {
           this.logger.info({ lease: `${this.opts.namespace}/${this.opts.name}` }, 'became leader');
           onStarted();
         }
-      } else if (this.leading && Date.now() - this.lastRenew > this.renewDeadline * 1000) {
-        this.leading = false;
-        this.logger.error({ identity: this.opts.identity }, 'lost leadership');
-        onStopped();
-        return;
       }
       if (!this.stopped) this.timer = setTimeout(() => void tick(), this.retryPeriod * 1000);
     };
     void tick();
+  }
+
+  /** Each call may take at most the time left before the renew deadline (one retry period when not leading). */
+  private requestTimeoutMs(): number {
+    const left = this.leading ? this.renewDeadline * 1000 - (Date.now() - this.lastRenew) : this.retryPeriod * 1000;
+    return Math.max(500, left);
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
@@ -89,7 +112,7 @@ export class LeaderElector {
     const path = `${paths.leases(namespace)}/${name}`;
     let lease: Lease;
     try {
-      lease = await this.rest.get<Lease>(path);
+      lease = await this.rest.get<Lease>(path, undefined, this.requestTimeoutMs());
     } catch (err) {
       if (!isNotFound(err)) throw err;
       const fresh: Lease = {
@@ -99,7 +122,7 @@ export class LeaderElector {
         spec: { holderIdentity: identity, leaseDurationSeconds: this.duration, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
       };
       try {
-        await this.rest.post(paths.leases(namespace), fresh);
+        await this.rest.post(paths.leases(namespace), fresh, this.requestTimeoutMs());
         return true;
       } catch (createErr) {
         if (createErr instanceof KubeApiError && createErr.status === 409) return false; // someone else created it first
@@ -123,7 +146,7 @@ export class LeaderElector {
       },
     };
     try {
-      await this.rest.put(path, next); // carries metadata.resourceVersion: a concurrent writer makes this 409
+      await this.rest.put(path, next, this.requestTimeoutMs()); // carries metadata.resourceVersion: a concurrent writer makes this 409
       return true;
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 409) return false;
@@ -135,6 +158,7 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     if (!this.leading) return;
     this.leading = false;
     const path = `${paths.leases(this.opts.namespace)}/${this.opts.name}`;

@@ -87,7 +87,7 @@ export class KubeRest {
         'user-agent': this.userAgent,
         ...(payload ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(payload.length) } : {}),
       },
-      timeout: init.timeoutMs ?? 30_000,
+      timeout: init.timeoutMs ?? 15_000,
     };
     await this.kc.applyToHTTPSOptions(options);
     if (url.protocol === 'https:') this.reuseAgent(options);
@@ -114,14 +114,20 @@ export class KubeRest {
           reject(new KubeApiError(status, s.reason ?? 'Unknown', `${method} ${url.pathname}: ${status} ${s.message ?? text.slice(0, 200)}`));
         });
       });
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`${method} ${url.pathname}: timed out`), { code: 'ETIMEDOUT' })));
+      req.on('timeout', () => {
+        // A pooled socket that stopped answering is rarely alone (a stalled proxy, a dead node):
+        // drop the whole pool so the retry opens fresh connections instead of queueing on the rest.
+        this.agent?.agent.destroy();
+        this.agent = undefined;
+        req.destroy(Object.assign(new Error(`${method} ${url.pathname}: timed out`), { code: 'ETIMEDOUT' }));
+      });
       req.on('error', reject);
       req.end(payload);
     });
   }
 
-  get<T>(path: string, query?: Record<string, string | undefined>): Promise<T> {
-    return this.request<T>('GET', path, { query });
+  get<T>(path: string, query?: Record<string, string | undefined>, timeoutMs?: number): Promise<T> {
+    return this.request<T>('GET', path, { query, timeoutMs });
   }
 
   /** Server-side apply: the object as we want it; the API server merges and tracks our fields. */
@@ -133,12 +139,12 @@ export class KubeRest {
     return this.request<T>('PATCH', path, { body, contentType: 'application/merge-patch+json' });
   }
 
-  post<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>('POST', path, { body });
+  post<T>(path: string, body: unknown, timeoutMs?: number): Promise<T> {
+    return this.request<T>('POST', path, { body, timeoutMs });
   }
 
-  put<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>('PUT', path, { body });
+  put<T>(path: string, body: unknown, timeoutMs?: number): Promise<T> {
+    return this.request<T>('PUT', path, { body, timeoutMs });
   }
 
   delete(path: string, query?: Record<string, string | undefined>): Promise<unknown> {
