@@ -100,9 +100,9 @@ export class LeaderElector {
     void tick();
   }
 
-  /** Each call may take at most the time left before the renew deadline (one retry period when not leading). */
+  /** A leader's call may take at most the time left before its renew deadline; a candidate has no hurry. */
   private requestTimeoutMs(): number {
-    const left = this.leading ? this.renewDeadline * 1000 - (Date.now() - this.lastRenew) : this.retryPeriod * 1000;
+    const left = this.leading ? this.renewDeadline * 1000 - (Date.now() - this.lastRenew) : this.renewDeadline * 1000;
     return Math.max(500, left);
   }
 
