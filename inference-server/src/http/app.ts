@@ -2,6 +2,7 @@ import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { Serving } from '../runtime/serving.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { pageRouter } from './page-router.js';
 import { predictRouter } from './predict-router.js';
 import { requestContext } from './request-context.js';
 import { v2Router, type ServerInfo } from './v2-router.js';
@@ -14,7 +15,7 @@ export interface AppOptions {
   maxTensorBytes: number;
 }
 
-/** The Express app: request context, the seed-compatible route, the v2 protocol, metrics, JSON errors. */
+/** The Express app: request context, the seed-compatible route, the v2 protocol, metrics, the browser page at /, JSON errors. */
 export function createApp({ serving, logger, info, maxUploadBytes, maxTensorBytes }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -30,6 +31,7 @@ export function createApp({ serving, logger, info, maxUploadBytes, maxTensorByte
   });
   app.use(predictRouter(serving, maxUploadBytes));
   app.use(v2Router(serving, info, maxTensorBytes));
+  app.use(pageRouter(serving.config.modelName));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;
