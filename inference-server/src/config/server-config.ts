@@ -1,11 +1,15 @@
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { preprocessingFromEnv, type PreprocessingOptions } from './preprocessing.js';
 
-/** The model served when MODEL_URI is not set: small, bundled, so a fresh clone serves offline. */
-// Resolved from the compiled file, dist/inference-server/src/config/, back to the repository (or image) root.
-export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../../../../inference-server/models/default/model.onnx', import.meta.url));
+/**
+ * The model served when MODEL_URI is not set: EfficientNet-Lite0 trained on ImageNet, bundled so a
+ * fresh clone classifies real photos offline (inference-server/models/efficientnet-lite0/README.md).
+ * Resolved from the compiled file, dist/inference-server/src/config/, back to the repository (or image) root.
+ */
+export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../../../../inference-server/models/efficientnet-lite0/model.onnx', import.meta.url));
+/** A photo for the quickstart's curl line (Chelsea the cat, from scikit-image's data, public domain). */
 export const DEFAULT_SAMPLE_IMAGE = join(DEFAULT_MODEL_PATH, '..', 'example.jpg');
 
 export interface ServerConfig {
@@ -57,11 +61,17 @@ function size(env: NodeJS.ProcessEnv): { width: number; height: number } | undef
   return { width, height };
 }
 
-/** The model's name from its URI: `gs://b/models/resnet50.onnx` → `resnet50`. */
+/**
+ * The model's name from its URI: `gs://b/models/resnet50.onnx` → `resnet50`; a file named just
+ * `model.onnx` takes its folder's name (`gs://b/resnet50/model.onnx` → `resnet50`).
+ */
 export function modelNameFromUri(uri: string): string {
   const path = uri.replace(/[?#].*$/, '');
-  const name = basename(path).replace(/\.onnx$/i, '').replace(/[^\w.-]/g, '-');
-  return name === '' || name === 'model' ? 'model' : name;
+  const clean = (s: string) => s.replace(/\.onnx$/i, '').replace(/[^\w.-]/g, '-');
+  const name = clean(basename(path));
+  if (name !== 'model' && name !== '') return name;
+  const folder = clean(basename(dirname(path)));
+  return folder !== '' && folder !== '.' && !folder.includes(':') ? folder : 'model';
 }
 
 /** Reads and validates the whole configuration; one error lists every bad variable. */

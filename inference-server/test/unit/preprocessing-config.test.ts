@@ -32,8 +32,8 @@ describe('preprocessing options in the environment', () => {
 describe('server configuration', () => {
   it('has documented defaults', () => {
     const c = loadConfig({}, 2);
-    expect(c).to.include({ port: 8080, host: '0.0.0.0', threads: 2, decodeConcurrency: 2, maxInFlight: 32, modelName: 'model' });
-    expect(c.modelUri).to.match(/inference-server\/models\/default\/model\.onnx$/);
+    expect(c).to.include({ port: 8080, host: '0.0.0.0', threads: 2, decodeConcurrency: 2, maxInFlight: 32, modelName: 'efficientnet-lite0' });
+    expect(c.modelUri).to.match(/inference-server\/models\/efficientnet-lite0\/model\.onnx$/);
   });
 
   it('sizes threads from the CPUs it is given and honours overrides', () => {
@@ -44,6 +44,9 @@ describe('server configuration', () => {
   it('names the model after its file', () => {
     expect(modelNameFromUri('gs://bucket/models/resnet50.onnx')).to.equal('resnet50');
     expect(modelNameFromUri('https://h/x/efficientnet-lite0.onnx?X-Goog-Signature=abc')).to.equal('efficientnet-lite0');
+    expect(modelNameFromUri('gs://bucket/resnet50/model.onnx')).to.equal('resnet50');
+    expect(modelNameFromUri('gs://bucket/model.onnx')).to.equal('bucket');
+    expect(modelNameFromUri('model.onnx')).to.equal('model');
   });
 
   it('refuses bad values with the variable named', () => {
