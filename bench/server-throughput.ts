@@ -1,6 +1,6 @@
 /**
  * npm run bench: the raw in-process pipeline (the limit) beside the HTTP server
- * under a real load generator, for the ResNet-50-shaped model. Writes
+ * under a real load generator, for the ResNet-50-shaped model and the built-in default model. Writes
  * bench/results/server-throughput.json and prints a Markdown table.
  *
  * BENCH_SECONDS (default 15) sets each measurement's length.
@@ -8,9 +8,11 @@
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { ensureModels } from '../scripts/models/generate.js';
+import { DEFAULT_MODEL_PATH } from '../inference-server/src/config/server-config.js';
 import { effectiveCpus } from '../inference-server/src/runtime/cpu-limit.js';
 import { describeMachine, peakRssMiB } from './machine.js';
 import { benchImage, rawPipeline } from './pipeline.js';
@@ -77,23 +79,28 @@ async function load(url: string, connections: number, body: Buffer, contentType:
   };
 }
 
-async function main(): Promise<void> {
-  const machine = describeMachine();
-  const { resnet50 } = await ensureModels(undefined, { only: ['resnet50'] });
-  const image = await benchImage();
-  const threads = effectiveCpus();
-  process.stderr.write(`machine: ${JSON.stringify(machine)}\nraw pipeline (${SECONDS}s per point)...\n`);
-  const raw = await rawPipeline(resnet50, image, threads, [1, 2, 4], SECONDS);
-  const limit = Math.max(...raw.map((r) => r.imagesPerSecond));
+interface ModelBench {
+  model: string;
+  path: string;
+  raw: Awaited<ReturnType<typeof rawPipeline>>;
+  served: LoadResult[];
+  serverPeakRssMiB: number | null;
+  saturationRatio: number;
+}
 
-  const server = await startServer(resnet50);
+/** The limit (raw pipeline) and the server under load for one model. */
+async function benchModel(model: string, path: string, image: Buffer, threads: number): Promise<ModelBench> {
+  process.stderr.write(`${model}: raw pipeline (${SECONDS}s per point)...\n`);
+  const raw = await rawPipeline(path, image, threads, [1, 2, 4], SECONDS);
+  const limit = Math.max(...raw.map((r) => r.imagesPerSecond));
+  const server = await startServer(path);
   const { body, contentType } = multipart(image);
   const served: LoadResult[] = [];
   let rss: number | null = null;
   try {
     await load(server.url, 4, body, contentType, 3); // warm-up, discarded
     for (const c of CONNECTIONS) {
-      process.stderr.write(`server at ${c} connections...\n`);
+      process.stderr.write(`${model}: server at ${c} connections...\n`);
       served.push(await load(server.url, c, body, contentType, SECONDS));
     }
   } finally {
@@ -101,26 +108,33 @@ async function main(): Promise<void> {
     await server.stop();
   }
   const best = Math.max(...served.map((s) => s.requestsPerSecond));
-  const report = {
-    date: new Date().toISOString(),
-    model: 'resnet50-shaped (25.5 M parameters, generated), 224×224 JPEG, with_resize=False',
-    machine,
-    threads,
-    secondsPerPoint: SECONDS,
-    raw,
-    served,
-    serverPeakRssMiB: rss,
-    saturationRatio: best / limit,
-  };
-  await writeFile(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
+  return { model, path, raw, served, serverPeakRssMiB: rss, saturationRatio: best / limit };
+}
 
-  const out: string[] = [];
-  out.push(`Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`);
-  out.push('', '| raw pipeline, images in flight | images/s | mean latency ms |', '|---|---|---|');
-  for (const r of raw) out.push(`| ${r.concurrency} | ${r.imagesPerSecond.toFixed(1)} | ${r.meanLatencyMs.toFixed(1)} |`);
+function table(b: ModelBench): string[] {
+  const limit = Math.max(...b.raw.map((r) => r.imagesPerSecond));
+  const out = [`**${b.model}**`, '', '| raw pipeline, images in flight | images/s | mean latency ms |', '|---|---|---|'];
+  for (const r of b.raw) out.push(`| ${r.concurrency} | ${r.imagesPerSecond.toFixed(1)} | ${r.meanLatencyMs.toFixed(1)} |`);
   out.push('', '| server, connections | req/s | p50 ms | p90 ms | p99 ms | errors | % of raw limit |', '|---|---|---|---|---|---|---|');
-  for (const s of served) out.push(`| ${s.connections} | ${s.requestsPerSecond.toFixed(1)} | ${s.p50Ms} | ${s.p90Ms} | ${s.p99Ms} | ${s.errors + s.non2xx} | ${((100 * s.requestsPerSecond) / limit).toFixed(0)}% |`);
-  out.push('', `Server peak RSS: ${rss ?? '?'} MiB. Saturation: ${(100 * report.saturationRatio).toFixed(1)}% of the raw pipeline.`);
+  for (const s of b.served) out.push(`| ${s.connections} | ${s.requestsPerSecond.toFixed(1)} | ${s.p50Ms} | ${s.p90Ms} | ${s.p99Ms} | ${s.errors + s.non2xx} | ${((100 * s.requestsPerSecond) / limit).toFixed(0)}% |`);
+  out.push('', `Server peak RSS: ${b.serverPeakRssMiB ?? '?'} MiB. Saturation: ${(100 * b.saturationRatio).toFixed(1)}% of the raw pipeline.`, '');
+  return out;
+}
+
+async function main(): Promise<void> {
+  const machine = describeMachine();
+  const { resnet50 } = await ensureModels(undefined, { only: ['resnet50'] });
+  const image = await benchImage();
+  const threads = effectiveCpus();
+  process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
+  const models = [
+    await benchModel('resnet50-shaped (25.5 M parameters, generated)', resnet50, image, threads),
+    await benchModel(`the built-in default (${basename(dirname(DEFAULT_MODEL_PATH))})`, DEFAULT_MODEL_PATH, image, threads),
+  ];
+  const report = { date: new Date().toISOString(), request: '224×224 JPEG, with_resize=False', machine, threads, secondsPerPoint: SECONDS, models };
+  await writeFile(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
+  const out = [`Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`, ''];
+  for (const m of models) out.push(...table(m));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
