@@ -53,7 +53,8 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   let serving: Serving | undefined;
   const metrics = new Metrics({
     inFlight: () => serving?.admission.inFlight ?? 0,
-    queueDepth: () => serving?.classifier?.queueDepth ?? 0,
+    // Images waiting for a batch, plus batches (v2 requests) waiting for the session.
+    queueDepth: () => (serving?.queueDepth ?? 0) + (serving?.classifier?.queueDepth ?? 0),
   });
   serving = new Serving(config, metrics);
   const live = serving;
@@ -76,7 +77,7 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   const started = performance.now();
   const modelReady = (async () => {
     const classifier = await loadModel(config, logger, abort.signal);
-    live.classifier = classifier;
+    live.attach(classifier);
     await classifier.warmUp();
     live.loaded = true;
     const seconds = (performance.now() - started) / 1000;

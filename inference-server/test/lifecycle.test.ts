@@ -88,6 +88,24 @@ describe('server lifecycle and load', function () {
     }
   });
 
+  it('batches concurrent requests into one session.run for a dynamic-batch model', async () => {
+    const { resnet50 } = await testModels();
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_BATCH_SIZE: '8', MAX_QUEUE_DELAY_MS: '100' });
+    try {
+      const results = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      expect(results.map((r) => r.status)).to.deep.equal(Array(8).fill(200));
+      // Every answer is the same image's: batching must not mix rows up.
+      expect(new Set(results.map((r) => JSON.stringify(r.body))).size).to.equal(1);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const count = Number(/inference_batch_size_count (\d+)/.exec(metrics)?.[1]);
+      const sum = Number(/inference_batch_size_sum (\d+)/.exec(metrics)?.[1]);
+      expect(sum).to.equal(8);
+      expect(count).to.be.lessThan(8);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('keeps the event loop free while the model runs', async () => {
     const { resnet50 } = await testModels();
     const server = await startTestServer({ MODEL_URI: resnet50 });

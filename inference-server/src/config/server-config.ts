@@ -29,6 +29,12 @@ export interface ServerConfig {
   /** Largest v2 infer request body (JSON or binary tensors). */
   maxTensorBytes: number;
   maxInFlight: number;
+  /** Dynamic batching (dynamic-batch models only): largest batch; 1 turns it off. */
+  maxBatchSize: number;
+  /** How long a lone image may wait for batch-mates while the session is idle (0: batch only what queued while busy). */
+  maxQueueDelayMs: number;
+  /** A request still waiting for the model this long after it arrived is answered 504. */
+  requestDeadlineMs: number;
   decodeConcurrency: number;
   threads: number;
   maxTopK: number;
@@ -104,6 +110,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
     // Enough to keep decoding and inference busy and to absorb bursts (about a second of queue for a
     // ResNet-50 on 2 CPUs); past it, waiting longer helps nobody, so the server refuses.
     maxInFlight: attempt(() => int(env, 'MAX_IN_FLIGHT', Math.max(32, 16 * threads), 1), 32),
+    maxBatchSize: attempt(() => int(env, 'MAX_BATCH_SIZE', 8, 1, 256), 8),
+    maxQueueDelayMs: attempt(() => int(env, 'MAX_QUEUE_DELAY_MS', 0, 0, 1000), 0),
+    requestDeadlineMs: attempt(() => int(env, 'REQUEST_DEADLINE_MS', 30_000, 1), 30_000),
     decodeConcurrency: attempt(() => int(env, 'DECODE_CONCURRENCY', Math.max(1, cpus), 1, 256), cpus),
     threads,
     maxTopK: attempt(() => int(env, 'MAX_TOP_K', 100, 1), 100),

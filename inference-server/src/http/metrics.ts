@@ -11,6 +11,7 @@ export class Metrics {
   readonly decodeDuration: Histogram;
   readonly inferenceDuration: Histogram;
   readonly queueDuration: Histogram;
+  readonly batchSize: Histogram;
   readonly inFlight: Gauge;
   readonly queueDepth: Gauge;
   readonly rejected: Counter<'reason'>;
@@ -25,6 +26,7 @@ export class Metrics {
     this.requestDuration = new Histogram({ name: 'http_request_duration_seconds', help: 'HTTP request latency, from first byte in to last byte out', labelNames: ['method', 'route'], buckets: SECONDS, registers });
     this.decodeDuration = new Histogram({ name: 'image_decode_duration_seconds', help: 'Image decode + preprocess time (sharp)', buckets: SECONDS, registers });
     this.inferenceDuration = new Histogram({ name: 'inference_duration_seconds', help: 'onnxruntime session.run time per call', buckets: SECONDS, registers });
+    this.batchSize = new Histogram({ name: 'inference_batch_size', help: 'Images per session.run (dynamic batching)', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers });
     this.queueDuration = new Histogram({ name: 'inference_queue_duration_seconds', help: 'Time waiting for the session', buckets: SECONDS, registers });
     this.inFlight = new Gauge({ name: 'http_requests_in_flight', help: 'Inference requests admitted and not yet answered', registers, collect() { this.set(sources.inFlight()); } });
     this.queueDepth = new Gauge({ name: 'inference_queue_depth', help: 'Inferences waiting for the session', registers, collect() { this.set(sources.queueDepth()); } });

@@ -30,6 +30,7 @@ function parseTopK(req: Request, max: number): number | undefined {
 export function predictRouter(serving: Serving, maxUploadBytes: number): Router {
   const router = Router();
   router.post('/predict/image', async (req, res) => {
+    const deadline = performance.now() + serving.config.requestDeadlineMs;
     const classifier = serving.requireReady();
     const topK = parseTopK(req, Math.min(serving.config.maxTopK, classifier.signature.classes));
     const declared = Number(req.get('content-length') ?? NaN);
@@ -55,7 +56,7 @@ export function predictRouter(serving: Serving, maxUploadBytes: number): Router 
     const decodeStart = performance.now();
     const image = await serving.decode(source, classifier, resize);
     const inferStart = performance.now();
-    const row = await serving.classify(classifier, image);
+    const row = await serving.classify(image, deadline);
     // For the browser page (and curl -v): where the server's time went, in milliseconds.
     res.set('Server-Timing', `decode;dur=${(inferStart - decodeStart).toFixed(1)}, infer;dur=${(performance.now() - inferStart).toFixed(1)}`);
     if (!postProcess) {

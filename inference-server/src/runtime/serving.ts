@@ -4,6 +4,7 @@ import { unavailable } from '../errors.js';
 import { decodeImage, type DecodedImage } from '../imaging/decode.js';
 import type { Classifier } from '../model/classifier.js';
 import type { Metrics } from '../http/metrics.js';
+import { Batcher } from '../model/batcher.js';
 import { Admission, Semaphore } from './semaphore.js';
 
 /**
@@ -12,6 +13,7 @@ import { Admission, Semaphore } from './semaphore.js';
  */
 export class Serving {
   classifier: Classifier | undefined;
+  private batcher: Batcher<Uint8Array, Float32Array> | undefined;
   /** Loaded and warmed up. */
   loaded = false;
   /**
@@ -23,7 +25,7 @@ export class Serving {
   private readonly decodes: Semaphore;
 
   constructor(
-    readonly config: Pick<ServerConfig, 'maxInFlight' | 'decodeConcurrency' | 'maxInputPixels' | 'modelName' | 'maxTopK'>,
+    readonly config: Pick<ServerConfig, 'maxInFlight' | 'decodeConcurrency' | 'maxInputPixels' | 'modelName' | 'maxTopK' | 'maxBatchSize' | 'maxQueueDelayMs' | 'requestDeadlineMs'>,
     readonly metrics: Metrics,
   ) {
     this.admission = new Admission(config.maxInFlight);
@@ -71,10 +73,28 @@ export class Serving {
   }
 
   /** Runs the model on one decoded image, recording queue and inference time. */
-  async classify(classifier: Classifier, image: DecodedImage): Promise<Float32Array> {
-    const { rows, timing } = await classifier.classify([image.pixels]);
-    this.metrics.queueDuration.observe(timing.queueSeconds);
-    this.metrics.inferenceDuration.observe(timing.inferenceSeconds);
-    return rows[0]!;
+  /** Serves this classifier from now on, batching its images when the model allows it. */
+  attach(classifier: Classifier): void {
+    this.classifier = classifier;
+    const maxBatchSize = classifier.signature.batch === 'dynamic' ? this.config.maxBatchSize : 1;
+    this.batcher = new Batcher<Uint8Array, Float32Array>(async (images) => {
+      const { rows, timing } = await classifier.classify(images);
+      this.metrics.inferenceDuration.observe(timing.inferenceSeconds);
+      this.metrics.batchSize.observe(images.length);
+      return rows;
+    }, { maxBatchSize, maxQueueDelayMs: this.config.maxQueueDelayMs });
+  }
+
+  /** Images waiting for the session (the batcher's queue). */
+  get queueDepth(): number {
+    return this.batcher?.queued ?? 0;
+  }
+
+  /** Runs the model on one decoded image (batched with others in flight); 504 past `deadline` (performance.now() ms). */
+  async classify(image: DecodedImage, deadline: number): Promise<Float32Array> {
+    if (!this.batcher) throw unavailable('the model is still loading; retry shortly', 5);
+    const { result, queueSeconds } = await this.batcher.submit(image.pixels, deadline);
+    this.metrics.queueDuration.observe(queueSeconds);
+    return result;
   }
 }
