@@ -7,7 +7,7 @@
  * property), and a name here that the type lacks fails too (excess property).
  * The CRD test then catches the schema drifting from either.
  */
-import type { AutoscalingSpec, OnnxModelSpec, OnnxModelStatus, PreprocessingSpec, ResourceList, ServiceSpec } from './onnxmodel-types.js';
+import type { AutoscalingSpec, BatchingSpec, OnnxModelSpec, OnnxModelStatus, PreprocessingSpec, ResourceList, ServiceSpec } from './onnxmodel-types.js';
 
 /** Every key of T, each exactly once: the compiler rejects a missing or an unknown key. */
 type AllKeys<T> = { readonly [K in keyof T]-?: true };
@@ -26,6 +26,7 @@ export const SPEC_FIELDS: readonly (keyof OnnxModelSpec)[] = keysOf<OnnxModelSpe
   resources: true,
   image: true,
   preprocessing: true,
+  batching: true,
   service: true,
   autoscaling: true,
   podDisruptionBudget: true,
@@ -72,6 +73,11 @@ export const AUTOSCALING_FIELDS: readonly (keyof AutoscalingSpec)[] = keysOf<Aut
   targetCPUUtilizationPercentage: true,
 });
 
+export const BATCHING_FIELDS: readonly (keyof BatchingSpec)[] = keysOf<BatchingSpec>({
+  maxBatchSize: true,
+  maxQueueDelayMs: true,
+});
+
 export const POD_DISRUPTION_BUDGET_FIELDS: readonly (keyof PodDisruptionBudget)[] = keysOf<PodDisruptionBudget>({
   minAvailable: true,
 });
@@ -96,4 +102,5 @@ export const SCHEMA_FIELD_LISTS: ReadonlyArray<{ path: string; fields: readonly 
   { path: 'service', fields: SERVICE_FIELDS },
   { path: 'autoscaling', fields: AUTOSCALING_FIELDS },
   { path: 'podDisruptionBudget', fields: POD_DISRUPTION_BUDGET_FIELDS },
+  { path: 'batching', fields: BATCHING_FIELDS },
 ];

@@ -40,6 +40,14 @@ export interface AutoscalingSpec {
   targetCPUUtilizationPercentage?: number;
 }
 
+/** Dynamic batching in the server (models with a dynamic batch dimension only). */
+export interface BatchingSpec {
+  /** Largest batch per session.run; 1 turns batching off. Server default 8. */
+  maxBatchSize?: number;
+  /** How long a lone image may wait for batch-mates on an idle server. Server default 0. */
+  maxQueueDelayMs?: number;
+}
+
 export interface OnnxModelSpec {
   modelUri: string;
   labelsUri?: string;
@@ -49,6 +57,7 @@ export interface OnnxModelSpec {
   /** Defaults to the operator's configured server image (the same release). */
   image?: string;
   preprocessing?: PreprocessingSpec;
+  batching?: BatchingSpec;
   service?: ServiceSpec;
   autoscaling?: AutoscalingSpec;
   /** minAvailable for a PodDisruptionBudget; none when unset. */

@@ -134,6 +134,7 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
           mean: [123.68, 116.78, 103.94], std: [58.4, 57.1, 57.4], padColor: [114, 114, 114], softmax: 'never',
           inputSize: '320x240', outputName: 'logits',
         },
+        batching: { maxBatchSize: 16, maxQueueDelayMs: 2 },
         service: { type: 'NodePort', port: 8080, annotations: { 'networking.gke.io/load-balancer-type': 'Internal' } },
         autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 },
         podDisruptionBudget: { minAvailable: '50%' },
@@ -232,6 +233,7 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         expect: ['spec.resources.requests.memory in body should match'],
       },
       { title: 'a service port of 0', spec: { modelUri: 'gs://bucket/model.onnx', service: { port: 0 } }, expect: ['spec.service.port'] },
+      { title: 'a batch size of 0', spec: { modelUri: 'gs://bucket/model.onnx', batching: { maxBatchSize: 0 } }, expect: ['spec.batching.maxBatchSize'] },
       {
         title: 'a PDB minAvailable that is neither a number nor a percentage',
         spec: { modelUri: 'gs://bucket/model.onnx', podDisruptionBudget: { minAvailable: 'half' } },

@@ -51,6 +51,8 @@ export function serverEnv(model: OnnxModel): V1EnvVar[] {
     SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_SECONDS * 1000),
     INPUT_SIZE: inputSize,
     OUTPUT_NAME: outputName,
+    MAX_BATCH_SIZE: spec.batching?.maxBatchSize?.toString(),
+    MAX_QUEUE_DELAY_MS: spec.batching?.maxQueueDelayMs?.toString(),
     ...preprocessingToEnv(preprocessing),
   };
   const user = spec.env ?? [];

@@ -37,6 +37,13 @@ describe('desired state of an OnnxModel', () => {
     expect(container(model({ image: 'mine:2' })).image).to.equal('mine:2');
   });
 
+  it('passes batching settings to the server', () => {
+    const e = env(model({ batching: { maxBatchSize: 16, maxQueueDelayMs: 5 } }));
+    expect(e).to.include({ MAX_BATCH_SIZE: '16', MAX_QUEUE_DELAY_MS: '5' });
+    expect(loadConfig(e, 2)).to.include({ maxBatchSize: 16, maxQueueDelayMs: 5 });
+    expect(env(model())).to.not.have.property('MAX_BATCH_SIZE');
+  });
+
   it("lets the user's env override the operator's", () => {
     const e = serverEnv(model({ env: [{ name: 'MAX_IN_FLIGHT', value: '64' }, { name: 'DRAIN_DELAY_MS', value: '0' }] }));
     expect(e.filter((v) => v.name === 'DRAIN_DELAY_MS')).to.deep.equal([{ name: 'DRAIN_DELAY_MS', value: '0' }]);
