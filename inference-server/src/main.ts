@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { pino } from 'pino';
+import sharp from 'sharp';
 import { DEFAULT_MODEL_PATH, DEFAULT_SAMPLE_IMAGE, loadConfig, type ServerConfig } from './config/server-config.js';
 import { effectiveCpus } from './runtime/cpu-limit.js';
 import { startServer } from './server.js';
@@ -20,6 +21,8 @@ async function main(): Promise<void> {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(2);
   }
+  // libvips sizes its pool from the host's cores, like onnxruntime: hold it to the pod's CPU limit.
+  sharp.concurrency(config.threads);
   const logger = pino({ level: config.logLevel, base: { service: 'inference-server', model: config.modelName } });
   const running = await startServer(config, logger, { name: 'onnx-operator-inference-server', version: pkg.version });
 
