@@ -1,63 +1,90 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { pino } from 'pino';
 import { DEFAULT_PREPROCESSING } from '../inference-server/src/config/preprocessing.js';
+import { DEFAULT_SAMPLE_IMAGE } from '../inference-server/src/config/server-config.js';
 import { decodeImage } from '../inference-server/src/imaging/decode.js';
 import { Classifier } from '../inference-server/src/model/classifier.js';
 
-/** A 224×224 JPEG with photo-like entropy (smooth gradients plus noise), like the seed's Locust payload. */
-export async function benchImage(width = 224, height = 224, seed = 7): Promise<Buffer> {
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      data[i] = Math.min(255, (x * 255) / width + rand() * 40);
-      data[i + 1] = Math.min(255, (y * 255) / height + rand() * 40);
-      data[i + 2] = Math.min(255, 128 + 100 * Math.sin((x + y) / 20) + rand() * 20);
-    }
+/** The benchmark's request image, committed: the bundled example photo as a 224×224 JPEG. */
+export const SEED_IMAGE_PATH = fileURLToPath(new URL('../../bench/fixtures/seed-224.jpg', import.meta.url));
+
+/**
+ * The seed's Locust payload: a 224×224 JPEG sent with `with_resize=False`. Made
+ * once from the bundled example photo (center-cropped, quality 90) and committed
+ * as bench/fixtures/seed-224.jpg, so the benchmark, the Locust file and users
+ * all send the same bytes.
+ */
+export async function seedImage(): Promise<Buffer> {
+  if (!existsSync(SEED_IMAGE_PATH)) {
+    const jpeg = await sharp(DEFAULT_SAMPLE_IMAGE).rotate().resize(224, 224, { fit: 'cover' }).jpeg({ quality: 90 }).toBuffer();
+    await mkdir(dirname(SEED_IMAGE_PATH), { recursive: true });
+    await writeFile(SEED_IMAGE_PATH, jpeg);
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return readFile(SEED_IMAGE_PATH);
 }
 
 export interface RawResult {
-  concurrency: number;
+  /** Intra-op threads of the session. */
+  threads: number;
+  /** Images per session.run. */
+  batchSize: number;
+  /** Batches in flight: 2 overlaps decoding the next batch with running this one. */
+  inFlight: number;
   seconds: number;
   images: number;
   imagesPerSecond: number;
-  meanLatencyMs: number;
+  /** From the first decode of a batch to its scores. */
+  meanBatchLatencyMs: number;
+}
+
+export interface RawPoint {
+  batchSize: number;
+  inFlight: number;
 }
 
 /**
- * The limit the server is measured against: the same decode → tensor →
- * session.run pipeline the server runs, in-process, with no HTTP, at a given
- * number of images in flight (in flight > 1 overlaps decoding with inference).
+ * The limit the server is measured against: the same pipeline the server runs,
+ * in-process, with no HTTP. One step decodes `batchSize` JPEGs concurrently
+ * (decodeImage, sharp on libvips' pool, at the model's size as with_resize=False
+ * does), fills one input tensor with them (Classifier.classify → allocate/fill)
+ * and makes one session.run. `inFlight` steps run at once; the classifier
+ * serialises the runs, so a second one only overlaps its decoding with the
+ * other's inference.
  */
-export async function rawPipeline(modelPath: string, image: Buffer, threads: number, concurrencies: number[], seconds: number): Promise<RawResult[]> {
+export async function rawPipeline(modelPath: string, image: Buffer, threads: number, points: RawPoint[], seconds: number): Promise<RawResult[]> {
   const classifier = await Classifier.load(modelPath, { preprocessing: { ...DEFAULT_PREPROCESSING }, threads, logger: pino({ level: 'silent' }) });
   const { width, height } = classifier.signature;
-  const one = async () => {
-    const decoded = await decodeImage(image, { width, height, resize: true, resizeMode: 'center-crop', padColor: [0, 0, 0], maxPixels: 40e6 });
-    await classifier.classify([decoded.pixels]);
+  const decodeOne = () => decodeImage(image, { width, height, resize: false, resizeMode: classifier.options.resizeMode, padColor: classifier.options.padColor, maxPixels: 40e6 });
+  const step = async (batchSize: number) => {
+    const decoded = await Promise.all(Array.from({ length: batchSize }, decodeOne));
+    const { rows } = await classifier.classify(decoded.map((d) => d.pixels));
+    if (rows.length !== batchSize) throw new Error(`expected ${batchSize} rows, got ${rows.length}`);
   };
   try {
-    for (let i = 0; i < 5; i++) await one();
+    for (const b of [1, 8, 1]) await step(b); // lazy initialisation and the first big-batch allocation
     const results: RawResult[] = [];
-    for (const concurrency of concurrencies) {
+    for (const { batchSize, inFlight } of points) {
+      await step(batchSize);
       let images = 0;
       let latency = 0;
-      const end = performance.now() + seconds * 1000;
+      let batches = 0;
       const started = performance.now();
-      await Promise.all(Array.from({ length: concurrency }, async () => {
+      const end = started + seconds * 1000;
+      await Promise.all(Array.from({ length: inFlight }, async () => {
         while (performance.now() < end) {
           const t = performance.now();
-          await one();
+          await step(batchSize);
           latency += performance.now() - t;
-          images++;
+          images += batchSize;
+          batches++;
         }
       }));
       const elapsed = (performance.now() - started) / 1000;
-      results.push({ concurrency, seconds: elapsed, images, imagesPerSecond: images / elapsed, meanLatencyMs: latency / images });
+      results.push({ threads, batchSize, inFlight, seconds: elapsed, images, imagesPerSecond: images / elapsed, meanBatchLatencyMs: latency / batches });
     }
     return results;
   } finally {

@@ -1,59 +1,110 @@
 /**
  * npm run bench: the raw in-process pipeline (the limit) beside the HTTP server
- * under a real load generator, for the ResNet-50-shaped model and the built-in default model. Writes
- * bench/results/server-throughput.json and prints a Markdown table.
+ * under real load generators, for the ResNet-50-shaped model and the built-in
+ * default model. Every request is the seed's: a 224×224 JPEG
+ * (bench/fixtures/seed-224.jpg) posted to /predict/image with with_resize=False.
  *
- * BENCH_SECONDS (default 15) sets each measurement's length.
+ *  1. The limit: decode + preprocess + session.run in-process at batch sizes 1, 2, 4, 8.
+ *  2. The server under autocannon at 1, 4, 16, 64 connections, batching off
+ *     (MAX_BATCH_SIZE=1) and on (MAX_BATCH_SIZE=8), with MAX_IN_FLIGHT=128 so
+ *     that nothing is shed at 64 connections.
+ *  3. The server as shipped (batching on, default MAX_IN_FLIGHT) under an
+ *     open-loop client at 80 % of the saturation throughput and at 4× it.
+ *  4. Locust (bench/locustfile.py) headless against a local server.
+ *  5. bench/results/throughput.svg (bench/chart.ts).
+ *
+ * Writes bench/results/server-throughput.json and prints Markdown tables.
+ * BENCH_SECONDS (default 8) sets each server measurement's length,
+ * BENCH_RAW_SECONDS (default BENCH_SECONDS/2) each raw-pipeline point's,
+ * BENCH_LOCUST_SECONDS (default 15) the Locust run's; BENCH_SKIP_LOCUST=1 skips it.
  */
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
-import { basename, dirname } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { ensureModels } from '../scripts/models/generate.js';
 import { DEFAULT_MODEL_PATH } from '../inference-server/src/config/server-config.js';
 import { effectiveCpus } from '../inference-server/src/runtime/cpu-limit.js';
-import { describeMachine, peakRssMiB } from './machine.js';
-import { benchImage, rawPipeline } from './pipeline.js';
+import { writeChart } from './chart.js';
+import { describeMachine, peakRssMiB, type Machine } from './machine.js';
+import { rawPipeline, seedImage, SEED_IMAGE_PATH, type RawPoint, type RawResult } from './pipeline.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
-const CONNECTIONS = [1, 4, 16, 32];
-const RESULTS = fileURLToPath(new URL('../../bench/results/server-throughput.json', import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const RAW_SECONDS = Number(process.env.BENCH_RAW_SECONDS ?? Math.max(2, SECONDS / 2));
+const LOCUST_SECONDS = Number(process.env.BENCH_LOCUST_SECONDS ?? 15);
+const LOCUST_USERS = 16;
+const CONNECTIONS = [1, 4, 16, 64];
+/** For the connection sweep only: above the largest connection count, so nothing is refused. */
+const SWEEP_MAX_IN_FLIGHT = 128;
+const BATCH_ON = 8;
+const OVERLOAD_FACTOR = 4;
+/** Connections the open-loop client may open: 4 × the default MAX_IN_FLIGHT, so the client never throttles itself. */
+const OPEN_LOOP_SOCKETS = 128;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const RESULTS = join(ROOT, 'bench/results/server-throughput.json');
+const CHART = join(ROOT, 'bench/results/throughput.svg');
 
-interface LoadResult {
-  connections: number;
-  requestsPerSecond: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  requests: number;
-  errors: number;
-  non2xx: number;
+// ---------------------------------------------------------------- request
+
+interface Payload {
+  body: Buffer;
+  contentType: string;
 }
 
-function multipart(image: Buffer): { body: Buffer; contentType: string } {
+/** The seed's request: multipart image_file, with_resize=False, with_post_process=True. */
+function multipart(image: Buffer): Payload {
   const boundary = 'benchboundary7MA4YWxkTrZu0gW';
+  const field = (name: string, value: string) => `\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="bench.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="seed-224.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
     image,
-    Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="with_resize"\r\n\r\nFalse\r\n--${boundary}--\r\n`),
+    Buffer.from(`${field('with_resize', 'False')}${field('with_post_process', 'True')}\r\n--${boundary}--\r\n`),
   ]);
   return { body, contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-/** The server as users run it (its default configuration, access log included), on a free port. */
-async function startServer(modelPath: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+// ---------------------------------------------------------------- server
+
+interface Server {
+  url: string;
+  pid: number;
+  stop: () => Promise<void>;
+}
+
+/** Variables the bench sets itself; inherited values would make runs incomparable. */
+const SERVER_KNOBS = ['MAX_BATCH_SIZE', 'MAX_IN_FLIGHT', 'MAX_QUEUE_DELAY_MS', 'REQUEST_DEADLINE_MS', 'INTRA_OP_THREADS', 'DECODE_CONCURRENCY', 'LOG_LEVEL'];
+
+/** The server as users run it (access log included), on a free port, with `knobs` on top of its defaults. */
+async function startServer(modelPath: string, knobs: Record<string, string>): Promise<Server> {
   const main = fileURLToPath(new URL('../inference-server/src/main.js', import.meta.url));
-  const child = spawn(process.execPath, [main], { env: { ...process.env, MODEL_URI: modelPath, PORT: '0', HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const env: NodeJS.ProcessEnv = { ...process.env, MODEL_URI: modelPath, PORT: '0', HOST: '127.0.0.1' };
+  for (const k of SERVER_KNOBS) delete env[k];
+  Object.assign(env, knobs);
+  const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; url?: string };
-      if (entry.msg === 'listening' && entry.url) resolve(entry.url);
+    let pending = '';
+    let found = false;
+    // Keep reading (and dropping) the access log after 'listening', or the server would block on a full pipe.
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (found) return;
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === 'listening' && entry.url) {
+          found = true;
+          resolve(entry.url);
+        }
+      }
     });
     child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
-  while ((await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0)) !== 200) await new Promise((r) => setTimeout(r, 100));
+  while ((await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0)) !== 200) await sleep(100);
   return {
     url,
     pid: child.pid!,
@@ -64,78 +115,452 @@ async function startServer(modelPath: string): Promise<{ url: string; pid: numbe
   };
 }
 
-async function load(url: string, connections: number, body: Buffer, contentType: string, seconds: number): Promise<LoadResult> {
-  const r = await autocannon({ url: `${url}/predict/image`, method: 'POST', connections, duration: seconds, body, headers: { 'content-type': contentType } });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- closed loop: autocannon
+
+interface LoadPoint {
+  connections: number;
+  seconds: number;
+  /** Answered (2xx) requests per second: a fast 503 is not throughput. */
+  requestsPerSecond: number;
+  /** Of 2xx responses (autocannon records only those by default). */
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  ok: number;
+  non2xx: number;
+  /** Socket errors and timeouts. */
+  errors: number;
+  /** (non-2xx + errors) / all. */
+  errorRate: number;
+  /** CPU the server process used, in % of one core (200 % = both of 2 cores busy). */
+  serverCpuPercent: number | null;
+  /** CPU the load generator (this process) used, in % of one core. */
+  clientCpuPercent: number;
+}
+
+/** User + system CPU seconds a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
+async function closedLoop(server: Server, connections: number, payload: Payload, seconds: number): Promise<LoadPoint> {
+  const serverBefore = cpuSeconds(server.pid);
+  const clientBefore = process.cpuUsage();
+  const r = await autocannon({
+    url: `${server.url}/predict/image`,
+    method: 'POST',
+    connections,
+    duration: seconds,
+    timeout: 60,
+    body: payload.body,
+    headers: { 'content-type': payload.contentType },
+  });
+  const client = process.cpuUsage(clientBefore);
+  const serverAfter = cpuSeconds(server.pid);
+  const ok = r['2xx'] ?? 0;
+  const failed = r.non2xx + r.errors;
   return {
     connections,
-    // Only answered requests count: a fast 503 is not throughput.
-    requestsPerSecond: (r['2xx'] ?? 0) / r.duration,
+    seconds: r.duration,
+    requestsPerSecond: ok / r.duration,
     p50Ms: r.latency.p50,
     p90Ms: r.latency.p90,
     p99Ms: r.latency.p99,
-    requests: r.requests.total,
-    errors: r.errors + r.timeouts,
+    ok,
     non2xx: r.non2xx,
+    errors: r.errors,
+    errorRate: ok + failed > 0 ? failed / (ok + failed) : 0,
+    serverCpuPercent: serverBefore === null || serverAfter === null ? null : Math.round((100 * (serverAfter - serverBefore)) / r.duration),
+    clientCpuPercent: Math.round((client.user + client.system) / 1e4 / r.duration),
   };
 }
 
-interface ModelBench {
-  model: string;
-  path: string;
-  raw: Awaited<ReturnType<typeof rawPipeline>>;
-  served: LoadResult[];
-  serverPeakRssMiB: number | null;
-  saturationRatio: number;
+// ---------------------------------------------------------------- open loop: own client
+
+interface StatusStats {
+  count: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
 }
 
-/** The limit (raw pipeline) and the server under load for one model. */
-async function benchModel(model: string, path: string, image: Buffer, threads: number): Promise<ModelBench> {
-  process.stderr.write(`${model}: raw pipeline (${SECONDS}s per point)...\n`);
-  const raw = await rawPipeline(path, image, threads, [1, 2, 4], SECONDS);
-  const limit = Math.max(...raw.map((r) => r.imagesPerSecond));
-  const server = await startServer(path);
-  const { body, contentType } = multipart(image);
-  const served: LoadResult[] = [];
+interface OpenLoopResult {
+  /** Requests started per second, on a fixed schedule whatever the answers. */
+  offeredPerSecond: number;
+  seconds: number;
+  sent: number;
+  /** 2xx answered within the sending window, per second. */
+  acceptedPerSecond: number;
+  byStatus: Record<string, StatusStats>;
+  /** Socket errors and timeouts. */
+  errors: number;
+  /** 200s whose body had no Label. */
+  badBodies: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+function stats(latencies: number[]): StatusStats {
+  const s = [...latencies].sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return { count: s.length, p50Ms: r(percentile(s, 50)), p90Ms: r(percentile(s, 90)), p99Ms: r(percentile(s, 99)), maxMs: r(s[s.length - 1] ?? NaN) };
+}
+
+/**
+ * Starts requests at a constant rate (evenly spaced, like wrk2 or k6's
+ * constant-arrival-rate) whatever the answers, over keep-alive connections (at
+ * most `maxSockets`), and records each answer's latency by status, so accepted
+ * and refused requests can be told apart. autocannon cannot: it keeps only 2xx
+ * latencies, and its rate limit releases each second's quota in one burst.
+ */
+async function openLoop(url: string, rate: number, seconds: number, maxSockets: number, payload: Payload): Promise<OpenLoopResult> {
+  const target = new URL('/predict/image', url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
+  const latencies = new Map<number, number[]>();
+  let errors = 0;
+  let badBodies = 0;
+  let acceptedInWindow = 0;
+  const total = Math.max(1, Math.round(rate * seconds));
+  const started = performance.now();
+  const windowEnd = started + seconds * 1000;
+  const send = () => new Promise<void>((resolve) => {
+    const t = performance.now();
+    const req = http.request({
+      host: target.hostname,
+      port: target.port,
+      path: target.pathname,
+      method: 'POST',
+      agent,
+      headers: { 'content-type': payload.contentType, 'content-length': payload.body.length },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const now = performance.now();
+        const status = res.statusCode ?? 0;
+        if (!latencies.has(status)) latencies.set(status, []);
+        latencies.get(status)!.push(now - t);
+        if (status >= 200 && status < 300) {
+          if (now <= windowEnd) acceptedInWindow++;
+          if (!Buffer.concat(chunks).toString('utf8').includes('"Label"')) badBodies++;
+        }
+        resolve();
+      });
+      res.on('error', () => {
+        errors++;
+        resolve();
+      });
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error('timeout')));
+    req.on('error', () => {
+      errors++;
+      resolve();
+    });
+    req.end(payload.body);
+  });
+  const requests: Promise<void>[] = [];
+  await new Promise<void>((done) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+      while (requests.length < due) requests.push(send());
+      if (requests.length >= total) done();
+      else setTimeout(tick, Math.max(0, (requests.length / rate) * 1000 - (performance.now() - started)));
+    };
+    tick();
+  });
+  await Promise.all(requests);
+  agent.destroy();
+  const byStatus: Record<string, StatusStats> = {};
+  for (const [status, l] of [...latencies].sort((a, b) => a[0] - b[0])) byStatus[String(status)] = stats(l);
+  return { offeredPerSecond: rate, seconds, sent: requests.length, acceptedPerSecond: acceptedInWindow / seconds, byStatus, errors, badBodies };
+}
+
+// ---------------------------------------------------------------- Locust
+
+interface LocustResult {
+  users: number;
+  seconds: number;
+  requests: number;
+  failures: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  command: string;
+}
+
+/** Runs bench/locustfile.py headless against `url` (its venv built by bench/locust-venv.sh). */
+async function runLocust(url: string): Promise<LocustResult | { skipped: string }> {
+  if (process.env.BENCH_SKIP_LOCUST === '1') return { skipped: 'BENCH_SKIP_LOCUST=1' };
+  const venv = spawnSync('bash', [join(ROOT, 'bench/locust-venv.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const python = venv.stdout?.trim().split('\n').pop();
+  if (venv.status !== 0 || !python) return { skipped: `bench/locust-venv.sh failed (exit ${venv.status})` };
+  const prefix = join(tmpdir(), `bench-locust-${process.pid}`);
+  const args = ['-f', 'bench/locustfile.py', '--headless', '-u', String(LOCUST_USERS), '-r', String(LOCUST_USERS), '-t', `${LOCUST_SECONDS}s`, '--host', url, '--csv', prefix, '--only-summary', '--loglevel', 'WARNING'];
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(python, ['-m', 'locust', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOCUST_IMAGE: SEED_IMAGE_PATH } });
+    child.on('exit', (c) => resolve(c));
+  });
+  const csvPath = `${prefix}_stats.csv`;
+  if (!existsSync(csvPath)) return { skipped: `locust exited with ${code} and wrote no stats` };
+  const [header, ...rows] = (await readFile(csvPath, 'utf8')).trim().split('\n').map((l) => l.split(','));
+  const aggregated = rows.find((r) => r[1] === 'Aggregated')!;
+  const col = (name: string) => Number(aggregated[header!.indexOf(name)]);
+  for (const suffix of ['_stats.csv', '_stats_history.csv', '_failures.csv', '_exceptions.csv']) await rm(`${prefix}${suffix}`, { force: true });
+  return {
+    users: LOCUST_USERS,
+    seconds: LOCUST_SECONDS,
+    requests: col('Request Count'),
+    failures: col('Failure Count'),
+    requestsPerSecond: col('Requests/s'),
+    p50Ms: col('50%'),
+    p99Ms: col('99%'),
+    command: `locust ${args.join(' ').replace(prefix, 'PREFIX')}`,
+  };
+}
+
+// ---------------------------------------------------------------- one model
+
+interface Sweep {
+  batching: 'off' | 'on';
+  env: Record<string, string>;
+  points: LoadPoint[];
+  serverPeakRssMiB: number | null;
+}
+
+interface Limit {
+  imagesPerSecond: number;
+  batchSize: number;
+  inFlight: number;
+  threads: number;
+}
+
+interface ShippedRun extends OpenLoopResult {
+  maxInFlight: number;
+}
+
+interface ModelReport {
+  model: string;
+  short: string;
+  path: string;
+  raw: RawResult[];
+  limit: Limit;
+  sweeps: Sweep[];
+  /** p50 at one connection, batching on: what a lone request costs. */
+  singleRequestMs: number;
+  /** The best answered req/s of the batching-on sweep. */
+  saturationPerSecond: number;
+  saturationRatio: number;
+  at80: ShippedRun;
+  overload: ShippedRun;
+  /** The same overload with MAX_IN_FLIGHT sized to the latency target. */
+  overloadSized: ShippedRun;
+  locust?: LocustResult | { skipped: string };
+}
+
+const RAW_POINTS: RawPoint[] = [1, 2, 4, 8].flatMap((batchSize) => [{ batchSize, inFlight: 1 }, { batchSize, inFlight: 2 }]);
+
+async function sweep(path: string, batching: 'off' | 'on', payload: Payload, label: string): Promise<Sweep> {
+  const env = { MAX_BATCH_SIZE: String(batching === 'on' ? BATCH_ON : 1), MAX_IN_FLIGHT: String(SWEEP_MAX_IN_FLIGHT) };
+  const server = await startServer(path, env);
+  const points: LoadPoint[] = [];
   let rss: number | null = null;
   try {
-    await load(server.url, 4, body, contentType, 3); // warm-up, discarded
+    await closedLoop(server, 4, payload, 2); // warm-up, discarded
     for (const c of CONNECTIONS) {
-      process.stderr.write(`${model}: server at ${c} connections...\n`);
-      served.push(await load(server.url, c, body, contentType, SECONDS));
+      process.stderr.write(`${label}: batching ${batching}, ${c} connections...\n`);
+      points.push(await closedLoop(server, c, payload, SECONDS));
     }
   } finally {
     rss = peakRssMiB(server.pid);
     await server.stop();
   }
-  const best = Math.max(...served.map((s) => s.requestsPerSecond));
-  return { model, path, raw, served, serverPeakRssMiB: rss, saturationRatio: best / limit };
+  return { batching, env, points, serverPeakRssMiB: rss };
 }
 
-function table(b: ModelBench): string[] {
-  const limit = Math.max(...b.raw.map((r) => r.imagesPerSecond));
-  const out = [`**${b.model}**`, '', '| raw pipeline, images in flight | images/s | mean latency ms |', '|---|---|---|'];
-  for (const r of b.raw) out.push(`| ${r.concurrency} | ${r.imagesPerSecond.toFixed(1)} | ${r.meanLatencyMs.toFixed(1)} |`);
-  out.push('', '| server, connections | req/s | p50 ms | p90 ms | p99 ms | errors | % of raw limit |', '|---|---|---|---|---|---|---|');
-  for (const s of b.served) out.push(`| ${s.connections} | ${s.requestsPerSecond.toFixed(1)} | ${s.p50Ms} | ${s.p90Ms} | ${s.p99Ms} | ${s.errors + s.non2xx} | ${((100 * s.requestsPerSecond) / limit).toFixed(0)}% |`);
-  out.push('', `Server peak RSS: ${b.serverPeakRssMiB ?? '?'} MiB. Saturation: ${(100 * b.saturationRatio).toFixed(1)}% of the raw pipeline.`, '');
+/** The server's default (server-config.ts): max(32, 16 × threads). */
+function defaultMaxInFlight(): number {
+  return Math.max(32, 16 * effectiveCpus());
+}
+
+async function benchModel(model: string, short: string, path: string, image: Buffer, withLocust: boolean): Promise<ModelReport> {
+  const threads = effectiveCpus();
+  process.stderr.write(`${model}: raw pipeline (${RAW_SECONDS}s per point)...\n`);
+  const raw = [
+    ...(await rawPipeline(path, image, threads, RAW_POINTS, RAW_SECONDS)),
+    ...(threads > 1 ? await rawPipeline(path, image, 1, [{ batchSize: 1, inFlight: 2 }, { batchSize: 8, inFlight: 2 }], RAW_SECONDS) : []),
+  ];
+  const best = raw.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
+  const limit: Limit = { imagesPerSecond: best.imagesPerSecond, batchSize: best.batchSize, inFlight: best.inFlight, threads: best.threads };
+  const payload = multipart(image);
+  const sweeps = [await sweep(path, 'off', payload, model), await sweep(path, 'on', payload, model)];
+  const on = sweeps[1]!.points;
+  const singleRequestMs = on[0]!.p50Ms;
+  const saturationPerSecond = Math.max(...on.map((p) => p.requestsPerSecond));
+  const bestServed = Math.max(...sweeps.flatMap((s) => s.points.map((p) => p.requestsPerSecond)));
+
+  // The server as shipped (batching on, default MAX_IN_FLIGHT): 80 % of saturation, then 4× overload.
+  const shippedServer = await startServer(path, {});
+  let at80: ShippedRun;
+  let overload: ShippedRun;
+  let locust: ModelReport['locust'];
+  try {
+    await closedLoop(shippedServer, 4, payload, 2); // warm-up
+    process.stderr.write(`${model}: open loop at 80 % of saturation (${(0.8 * saturationPerSecond).toFixed(1)} req/s)...\n`);
+    at80 = { ...(await openLoop(shippedServer.url, 0.8 * saturationPerSecond, SECONDS, OPEN_LOOP_SOCKETS, payload)), maxInFlight: defaultMaxInFlight() };
+    process.stderr.write(`${model}: overload at ${OVERLOAD_FACTOR}× (${(OVERLOAD_FACTOR * saturationPerSecond).toFixed(1)} req/s)...\n`);
+    overload = { ...(await openLoop(shippedServer.url, OVERLOAD_FACTOR * saturationPerSecond, SECONDS, OPEN_LOOP_SOCKETS, payload)), maxInFlight: defaultMaxInFlight() };
+    if (withLocust) {
+      process.stderr.write(`${model}: locust, ${LOCUST_USERS} users for ${LOCUST_SECONDS}s...\n`);
+      locust = await runLocust(shippedServer.url);
+    }
+  } finally {
+    await shippedServer.stop();
+  }
+  // An in-flight cap sized to the latency target: a request behind N − 1 others waits about (N − 1) / X on top
+  // of its own ~single latency, so N ≈ 2 × single latency × X keeps it near 3 × single latency.
+  const sized = Math.max(2, Math.floor((2 * singleRequestMs * saturationPerSecond) / 1000));
+  const sizedServer = await startServer(path, { MAX_IN_FLIGHT: String(sized) });
+  let overloadSized: ShippedRun;
+  try {
+    await closedLoop(sizedServer, 4, payload, 2);
+    process.stderr.write(`${model}: overload with MAX_IN_FLIGHT=${sized}...\n`);
+    overloadSized = { ...(await openLoop(sizedServer.url, OVERLOAD_FACTOR * saturationPerSecond, SECONDS, OPEN_LOOP_SOCKETS, payload)), maxInFlight: sized };
+  } finally {
+    await sizedServer.stop();
+  }
+  return {
+    model,
+    short,
+    path,
+    raw,
+    limit,
+    sweeps,
+    singleRequestMs,
+    saturationPerSecond,
+    saturationRatio: bestServed / limit.imagesPerSecond,
+    at80,
+    overload,
+    overloadSized,
+    ...(locust ? { locust } : {}),
+  };
+}
+
+// ---------------------------------------------------------------- report
+
+interface Target {
+  target: string;
+  model: string;
+  measured: string;
+  met: boolean;
+}
+
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const pct = (n: number) => `${(100 * n).toFixed(0)} %`;
+const accepted = (r: OpenLoopResult) => r.byStatus['200'] ?? { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, maxMs: NaN };
+const refused = (r: OpenLoopResult) => r.byStatus['503'];
+
+function targets(models: ModelReport[]): Target[] {
+  const out: Target[] = [];
+  for (const m of models) {
+    const name = m.short;
+    const best = Math.max(...m.sweeps.flatMap((s) => s.points.map((p) => p.requestsPerSecond)));
+    out.push({ target: 'saturation ≥ 95 % of the raw pipeline', model: name, measured: `${f1(best)} / ${f1(m.limit.imagesPerSecond)} = ${pct(m.saturationRatio)}`, met: m.saturationRatio >= 0.95 });
+    const at16 = (b: 'off' | 'on') => m.sweeps.find((s) => s.batching === b)!.points.find((p) => p.connections === 16)!.requestsPerSecond;
+    const gain = at16('on') / at16('off');
+    out.push({ target: 'batching at 16 connections ≥ +10 %', model: name, measured: `${f1(at16('on'))} vs ${f1(at16('off'))} req/s = ${gain >= 1 ? '+' : ''}${((gain - 1) * 100).toFixed(0)} %`, met: gain >= 1.1 });
+    const bound = 3 * m.singleRequestMs;
+    const p80 = accepted(m.at80).p99Ms;
+    out.push({ target: 'p99 at 80 % of saturation ≤ 3× single request', model: name, measured: `${f1(p80)} ms vs 3 × ${m.singleRequestMs} = ${bound} ms`, met: p80 <= bound });
+    for (const run of [m.overload, m.overloadSized]) {
+      const a = accepted(run);
+      const r = refused(run);
+      out.push({
+        target: `4× overload, MAX_IN_FLIGHT=${run.maxInFlight}${run === m.overload ? ' (default)' : ''}: accepted p99 ≤ 3× single`,
+        model: name,
+        measured: `${f1(a.p99Ms)} ms vs ${bound} ms (${f1(run.acceptedPerSecond)} req/s accepted)`,
+        met: a.p99Ms <= bound,
+      });
+      out.push({
+        target: `4× overload, MAX_IN_FLIGHT=${run.maxInFlight}${run === m.overload ? ' (default)' : ''}: refusals p99 < 50 ms`,
+        model: name,
+        measured: r ? `${f1(r.p99Ms)} ms (${r.count} × 503${run.errors ? `, ${run.errors} errors` : ''})` : 'none refused',
+        met: r ? r.p99Ms < 50 && run.errors === 0 : run.errors === 0,
+      });
+    }
+  }
   return out;
+}
+
+function markdown(machine: Machine, models: ModelReport[], goals: Target[]): string {
+  const out = [`Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`, ''];
+  for (const m of models) {
+    out.push(`**${m.model}**`, '');
+    out.push('| raw pipeline: threads | batch | batches in flight | images/s | ms per batch |', '|---|---|---|---|---|');
+    for (const r of m.raw) out.push(`| ${r.threads} | ${r.batchSize} | ${r.inFlight} | ${f1(r.imagesPerSecond)}${r.imagesPerSecond === m.limit.imagesPerSecond ? ' (limit)' : ''} | ${f1(r.meanBatchLatencyMs)} |`);
+    out.push('', '| batching | connections | req/s | p50 ms | p90 ms | p99 ms | error rate | of limit | CPU server / autocannon |', '|---|---|---|---|---|---|---|---|---|');
+    for (const s of m.sweeps) {
+      for (const p of s.points) out.push(`| ${s.batching} | ${p.connections} | ${f1(p.requestsPerSecond)} | ${p.p50Ms} | ${p.p90Ms} | ${p.p99Ms} | ${(100 * p.errorRate).toFixed(1)} % | ${pct(p.requestsPerSecond / m.limit.imagesPerSecond)} | ${p.serverCpuPercent ?? '?'} % / ${p.clientCpuPercent} % |`);
+    }
+    out.push('', `Server peak RSS: ${m.sweeps.map((s) => `${s.serverPeakRssMiB ?? '?'} MiB batching ${s.batching}`).join(', ')}.`, '');
+    out.push('| open loop (batching on) | MAX_IN_FLIGHT | offered req/s | accepted req/s | accepted p50 / p99 ms | 503s | 503 p99 ms | errors |', '|---|---|---|---|---|---|---|---|');
+    const row = (what: string, r: ShippedRun) => {
+      const a = accepted(r);
+      const x = refused(r);
+      const other = Object.entries(r.byStatus).filter(([s]) => s !== '200' && s !== '503').reduce((n, [, v]) => n + v.count, 0);
+      return `| ${what} | ${r.maxInFlight} | ${f1(r.offeredPerSecond)} | ${f1(r.acceptedPerSecond)} | ${f1(a.p50Ms)} / ${f1(a.p99Ms)} | ${x?.count ?? 0} | ${x ? f1(x.p99Ms) : '–'} | ${r.errors + other} |`;
+    };
+    out.push(row('80 % of saturation', m.at80), row(`${OVERLOAD_FACTOR}× saturation`, m.overload), row(`${OVERLOAD_FACTOR}× saturation`, m.overloadSized), '');
+    if (m.locust) {
+      out.push('skipped' in m.locust
+        ? `Locust: skipped (${m.locust.skipped}).`
+        : `Locust (${m.locust.users} users, ${m.locust.seconds} s, \`${m.locust.command}\`): ${m.locust.requests} requests, ${m.locust.failures} failures, ${f1(m.locust.requestsPerSecond)} req/s, p50 ${m.locust.p50Ms} ms, p99 ${m.locust.p99Ms} ms.`, '');
+    }
+  }
+  out.push('| target | model | measured | met |', '|---|---|---|---|');
+  for (const g of goals) out.push(`| ${g.target} | ${g.model} | ${g.measured} | ${g.met ? 'yes' : '**no**'} |`);
+  return out.join('\n');
 }
 
 async function main(): Promise<void> {
   const machine = describeMachine();
   const { resnet50 } = await ensureModels(undefined, { only: ['resnet50'] });
-  const image = await benchImage();
-  const threads = effectiveCpus();
+  const image = await seedImage();
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
+  const started = Date.now();
   const models = [
-    await benchModel('resnet50-shaped (25.5 M parameters, generated)', resnet50, image, threads),
-    await benchModel(`the built-in default (${basename(dirname(DEFAULT_MODEL_PATH))})`, DEFAULT_MODEL_PATH, image, threads),
+    await benchModel('resnet50-shaped (25.5 M parameters, generated)', 'ResNet-50-shaped', resnet50, image, false),
+    await benchModel(`the built-in default (${basename(dirname(DEFAULT_MODEL_PATH))})`, basename(dirname(DEFAULT_MODEL_PATH)), DEFAULT_MODEL_PATH, image, true),
   ];
-  const report = { date: new Date().toISOString(), request: '224×224 JPEG, with_resize=False', machine, threads, secondsPerPoint: SECONDS, models };
+  const goals = targets(models);
+  const report = {
+    date: new Date().toISOString(),
+    request: 'bench/fixtures/seed-224.jpg (224×224 JPEG) as multipart image_file, with_resize=False, with_post_process=True',
+    machine,
+    secondsPerPoint: SECONDS,
+    rawSecondsPerPoint: RAW_SECONDS,
+    sweepMaxInFlight: SWEEP_MAX_IN_FLIGHT,
+    batchSizeOn: BATCH_ON,
+    overloadFactor: OVERLOAD_FACTOR,
+    wallSeconds: Math.round((Date.now() - started) / 1000),
+    models,
+    targets: goals,
+  };
   await writeFile(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
-  const out = [`Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`, ''];
-  for (const m of models) out.push(...table(m));
-  process.stdout.write(`${out.join('\n')}\n`);
+  await writeChart(report, CHART);
+  process.stdout.write(`${markdown(machine, models, goals)}\n`);
 }
 
 await main();
