@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Creates (once) a Python virtualenv holding the test tools pinned in
-# scripts/requirements-test.txt and prints its python's path on stdout.
+# Creates (once) a Python virtualenv holding the tools pinned in a requirements
+# file and prints its python's path on stdout:
+#   scripts/python-venv.sh [REQUIREMENTS [NAME [MODULES]]]
+# defaults: scripts/requirements-test.txt, "venv", "numpy, tritonclient.http"
+# (MODULES are imported once the install is done, to prove it works).
 # The venv is cached outside the work tree, keyed by the requirements file's
 # sha256, so repeated runs (and fresh clones on the same machine) are a fast
 # no-op, and editing the requirements builds a new venv beside the old one.
@@ -9,12 +12,14 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-REQS="$ROOT/scripts/requirements-test.txt"
+REQS="${1:-$ROOT/scripts/requirements-test.txt}"
+NAME="${2:-venv}"
+MODULES="${3:-numpy, tritonclient.http}"
 PYTHON="${PYTHON:-python3}"
 
 HASH="$(sha256sum "$REQS" | cut -c1-12)"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/onnx-operator"
-VENV="$CACHE_DIR/venv-$HASH"
+VENV="$CACHE_DIR/$NAME-$HASH"
 
 # A venv is usable when its python starts (its base interpreter may have gone
 # since it was built) and the build finished (the marker is written last).
@@ -33,7 +38,7 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 
 mkdir -p "$CACHE_DIR"
-TMP="$(mktemp -d "$CACHE_DIR/.venv-$HASH.build-XXXXXX")"
+TMP="$(mktemp -d "$CACHE_DIR/.$NAME-$HASH.build-XXXXXX")"
 STALE=""
 cleanup() {
   rm -rf "$TMP"
@@ -42,11 +47,11 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 130" INT TERM HUP
 
-echo "python-venv.sh: building $VENV from $REQS (first run only, ~15 s)..." >&2
-"$PYTHON" -m venv --prompt "onnx-operator-test" "$TMP"
+echo "python-venv.sh: building $VENV from $REQS (first run only, ~15-30 s)..." >&2
+"$PYTHON" -m venv --prompt "onnx-operator-$NAME" "$TMP"
 "$TMP/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
   --prefer-binary -r "$REQS" >&2
-"$TMP/bin/python" -c 'import numpy, tritonclient.http' >&2
+"$TMP/bin/python" -c "import $MODULES" >&2
 
 # Scripts and activate files name the directory they were built in; point
 # them at the final path so the renamed venv is a normal one.
@@ -58,7 +63,7 @@ touch "$TMP/.complete"
 # Something unusable at the final path (an older build whose interpreter is
 # gone): move it aside, atomically, before taking its place.
 if [[ -e "$VENV" ]] && ! usable "$VENV"; then
-  STALE="$(mktemp -d "$CACHE_DIR/.venv-$HASH.stale-XXXXXX")"
+  STALE="$(mktemp -d "$CACHE_DIR/.$NAME-$HASH.stale-XXXXXX")"
   mv -T "$VENV" "$STALE/venv" 2>/dev/null || true
 fi
 
