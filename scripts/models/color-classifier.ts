@@ -19,8 +19,9 @@ export interface ColorClassifierOptions {
   dtype: 'float32' | 'uint8';
   /** Square image side; the top half is the first floor(size/2) rows. Default 32. */
   size?: number;
-  /** Batch dim symbolic "batch" (true) or fixed 1 (false). */
+  /** Batch dim symbolic "batch" (true) or fixed (false; `batchSize`, default 1). */
   dynamicBatch: boolean;
+  batchSize?: number;
   output: 'logits' | 'softmax';
   /** Store the labels as JSON in metadata_props["labels"]. */
   embedLabels: boolean;
@@ -41,7 +42,7 @@ export function colorClassifier(opts: ColorClassifierOptions): Uint8Array {
   const nchw = opts.layout === 'NCHW';
   const inputName = nchw ? 'input' : 'image_input';
   const outputName = opts.output === 'softmax' ? 'probabilities' : 'logits';
-  const batch: Dim = opts.dynamicBatch ? 'batch' : 1;
+  const batch: Dim = opts.dynamicBatch ? 'batch' : (opts.batchSize ?? 1);
   const inputDims: Dim[] = nchw ? [batch, 3, size, size] : [batch, size, size, 3];
   // Spatial axes for this layout; H is the first of them.
   const [hAxis, wAxis] = nchw ? [2, 3] : [1, 2];

@@ -100,28 +100,22 @@ export class Classifier {
 
   /** Classifies decoded images (HWC RGB at the model's size): one probability row per image. */
   async classify(images: readonly Uint8Array[]): Promise<{ rows: Float32Array[]; timing: RunTiming }> {
-    const count = images.length;
-    const fixed = this.signature.batch;
-    if (fixed !== 'dynamic' && fixed !== count) {
-      // A fixed-batch model runs once per image; pad-free, in order.
-      const rows: Float32Array[] = [];
-      const timing: RunTiming = { queueSeconds: 0, inferenceSeconds: 0 };
-      for (const image of images) {
-        const one = await this.classify([image]);
-        rows.push(...one.rows);
-        timing.queueSeconds += one.timing.queueSeconds;
-        timing.inferenceSeconds += one.timing.inferenceSeconds;
-      }
-      return { rows, timing };
-    }
-    const data = this.allocate(count);
-    images.forEach((pixels, i) => this.fill(pixels, data, i));
-    const tensor = { type: this.signature.dtype, data, dims: this.inputShape(count) };
-    const { outputs, timing } = await this.run({ [this.signature.inputName]: tensor }, [this.signature.outputName]);
-    const out = outputs[this.signature.outputName]!;
-    const scores = out.data as Float32Array;
+    // A fixed-batch model takes exactly its batch: run in chunks of it, the last padded with zeros.
+    const step = this.signature.batch === 'dynamic' ? images.length : this.signature.batch;
     const classes = this.signature.classes;
-    const rows = Array.from({ length: count }, (_, i) => toProbabilities(scores.slice(i * classes, (i + 1) * classes), this.options.softmax));
+    const rows: Float32Array[] = [];
+    const timing: RunTiming = { queueSeconds: 0, inferenceSeconds: 0 };
+    for (let start = 0; start < images.length; start += step) {
+      const chunk = images.slice(start, start + step);
+      const data = this.allocate(step);
+      chunk.forEach((pixels, i) => this.fill(pixels, data, i));
+      const tensor = { type: this.signature.dtype, data, dims: this.inputShape(step) };
+      const { outputs, timing: t } = await this.run({ [this.signature.inputName]: tensor }, [this.signature.outputName]);
+      const scores = outputs[this.signature.outputName]!.data as Float32Array;
+      chunk.forEach((_, i) => rows.push(toProbabilities(scores.slice(i * classes, (i + 1) * classes), this.options.softmax)));
+      timing.queueSeconds += t.queueSeconds;
+      timing.inferenceSeconds += t.inferenceSeconds;
+    }
     return { rows, timing };
   }
 

@@ -11,10 +11,6 @@ export class Semaphore {
     return this.waiters.length;
   }
 
-  get holders(): number {
-    return this.active;
-  }
-
   async acquire(): Promise<() => void> {
     if (this.active < this.size) {
       this.active++;
