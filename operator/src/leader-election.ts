@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { KubeApiError, isNotFound, paths, type KubeRest } from './kube/rest.js';
+import { isConflict, isNotFound, paths, type KubeRest } from './kube/rest.js';
 
 export interface LeaseOptions {
   namespace: string;
@@ -125,7 +125,7 @@ export class LeaderElector {
         await this.rest.post(paths.leases(namespace), fresh, this.requestTimeoutMs());
         return true;
       } catch (createErr) {
-        if (createErr instanceof KubeApiError && createErr.status === 409) return false; // someone else created it first
+        if (isConflict(createErr)) return false; // someone else created it first
         throw createErr;
       }
     }
@@ -149,7 +149,7 @@ export class LeaderElector {
       await this.rest.put(path, next, this.requestTimeoutMs()); // carries metadata.resourceVersion: a concurrent writer makes this 409
       return true;
     } catch (err) {
-      if (err instanceof KubeApiError && err.status === 409) return false;
+      if (isConflict(err)) return false;
       throw err;
     }
   }
