@@ -9,6 +9,8 @@ export class ApiError extends Error {
     message: string,
     /** Extra response headers, e.g. Retry-After on 503. */
     readonly headers: Record<string, string> = {},
+    /** Load shedding: logged in a periodic summary, not one line each, so overload does not also flood the log. */
+    readonly shed = false,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -21,3 +23,6 @@ export const unsupportedMedia = (message: string) => new ApiError(415, message);
 export const notFound = (message: string) => new ApiError(404, message);
 export const unavailable = (message: string, retryAfterSeconds = 1) =>
   new ApiError(503, message, { 'Retry-After': String(retryAfterSeconds) });
+/** 503 for a request refused because the server is at capacity (see ApiError.shed). */
+export const overloaded = (message: string, retryAfterSeconds = 1) =>
+  new ApiError(503, message, { 'Retry-After': String(retryAfterSeconds) }, true);

@@ -15,14 +15,15 @@ function curlLine(config: ServerConfig, url: string): string {
 
 async function main(): Promise<void> {
   let config: ServerConfig;
+  const cpus = effectiveCpus();
   try {
-    config = loadConfig(process.env, effectiveCpus());
+    config = loadConfig(process.env, cpus);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(2);
   }
   // libvips sizes its pool from the host's cores, like onnxruntime: hold it to the pod's CPU limit.
-  sharp.concurrency(config.threads);
+  sharp.concurrency(cpus);
   const logger = pino({ level: config.logLevel, base: { service: 'inference-server', model: config.modelName } });
   const running = await startServer(config, logger, { name: 'onnx-operator-inference-server', version: pkg.version });
 

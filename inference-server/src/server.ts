@@ -39,6 +39,7 @@ async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSign
   return Classifier.load(model.path, {
     preprocessing: config.preprocessing,
     threads: config.threads,
+    sessions: config.sessions,
     labels,
     overrides: { inputSize: config.inputSize, outputName: config.outputName },
     logger,
@@ -53,6 +54,7 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   let serving: Serving | undefined;
   const metrics = new Metrics({
     inFlight: () => serving?.admission.inFlight ?? 0,
+    admissionLimit: () => serving?.queueBudget.limit ?? config.maxInFlight,
     // Images waiting for a batch, plus batches (v2 requests) waiting for the session.
     queueDepth: () => (serving?.queueDepth ?? 0) + (serving?.classifier?.queueDepth ?? 0),
   });
@@ -71,20 +73,20 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info({ url, threads: config.threads, maxInFlight: config.maxInFlight }, 'listening');
+  logger.info({ url, sessions: config.sessions, threads: config.threads, maxInFlight: config.maxInFlight }, 'listening');
 
   const abort = new AbortController();
   const started = performance.now();
   const modelReady = (async () => {
     const classifier = await loadModel(config, logger, abort.signal);
     live.attach(classifier);
-    await classifier.warmUp();
+    live.calibrate(await classifier.warmUp());
     live.loaded = true;
     const seconds = (performance.now() - started) / 1000;
     metrics.modelLoadSeconds.set(seconds);
     metrics.modelSizeBytes.set(classifier.sizeBytes);
     metrics.modelReady.set(1);
-    logger.info({ model: config.modelName, seconds: Math.round(seconds * 1000) / 1000 }, 'model warmed up; ready');
+    logger.info({ model: config.modelName, seconds: Math.round(seconds * 1000) / 1000, queueBudgetMs: live.queueBudget.budgetMs, admissionLimit: live.queueBudget.limit }, 'model warmed up; ready');
   })();
 
   let stopping: Promise<void> | undefined;

@@ -25,3 +25,29 @@ describe('classifier with a fixed batch size', function () {
     }
   });
 });
+
+describe('classifier with several sessions', function () {
+  this.timeout(60_000);
+
+  it('runs batches on different sessions at the same time, each answered correctly', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'sessions-')), 'model.onnx');
+    await writeFile(path, colorClassifier({ layout: 'NHWC', dtype: 'uint8', size: 32, dynamicBatch: true, output: 'logits', embedLabels: true, normalization: 'none' }));
+    const classifier = await Classifier.load(path, { preprocessing: { ...DEFAULT_PREPROCESSING }, threads: 1, sessions: 2, logger: pino({ level: 'silent' }) });
+    try {
+      expect(classifier.concurrency).to.equal(2);
+      let bothBusy = false;
+      let done = 0;
+      const runs = [RED, GREEN, BLUE, RED].map((top) => classifier.classify([halves(32, 32, top, top)]).finally(() => done++));
+      while (done < runs.length) {
+        if (classifier.idleSessions === 0) bothBusy = true;
+        await new Promise((r) => setImmediate(r));
+      }
+      const rows = (await Promise.all(runs)).map(({ rows: [row] }) => classifier.predictions(row!, 1)[0]!.label);
+      expect(rows).to.deep.equal(['red', 'green', 'blue', 'red']);
+      expect(bothBusy, 'both sessions ran at once').to.equal(true);
+      expect(classifier.idleSessions).to.equal(2);
+    } finally {
+      await classifier.close();
+    }
+  });
+});

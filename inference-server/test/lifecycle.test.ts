@@ -54,7 +54,8 @@ describe('server lifecycle and load', function () {
 
   it('sheds load past MAX_IN_FLIGHT at once with 503 + Retry-After, then serves again', async () => {
     const { resnet50 } = await testModels();
-    const server = await startTestServer({ MODEL_URI: resnet50, MAX_IN_FLIGHT: '3' });
+    // The queue budget off: this is about the hard cap alone.
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_IN_FLIGHT: '3', MAX_QUEUE_MS: '0' });
     const { port } = new URL(server.url);
     try {
       // Three uploads that have sent their headers but not their body hold all three slots.
@@ -88,9 +89,70 @@ describe('server lifecycle and load', function () {
     }
   });
 
+  it('admits only what fits in the queue budget at once, refuses the rest fast, and logs the refusals as one summary', async () => {
+    const { resnet50 } = await testModels();
+    // 1 ms: far less than one ResNet-50 inference, so the cap is its floor, one running and one decoding.
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_MS: '1', MAX_IN_FLIGHT: '32' });
+    try {
+      const limit = Number(/admission_limit (\d+)/.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+      expect(limit).to.equal(2);
+      const results = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      const statuses = results.map((r) => r.status).sort();
+      expect(statuses.filter((s) => s === 200).length).to.be.within(2, 7);
+      expect(statuses.every((s) => s === 200 || s === 503)).to.equal(true);
+      const refused = results.filter((r) => r.status === 503);
+      expect(refused.length).to.be.greaterThan(0);
+      for (const r of refused) {
+        expect(r.headers.get('retry-after')).to.equal('1');
+        expect((r.body as { error: string }).error).to.match(/limit of 2 requests in progress \(the most that can be answered within the 1 ms queue budget\)/);
+      }
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).to.include(`requests_rejected_total{reason="overloaded"} ${refused.length}`);
+      // One warning for the episode, no access-log line per refusal.
+      const summaries = server.logs.lines.filter((l) => l.msg === 'shedding load: requests refused with 503 at the admission limit');
+      expect(summaries).to.have.length(1);
+      expect(server.logs.lines.filter((l) => l.msg === 'request' && l.status === 503)).to.have.length(0);
+      expect(server.logs.lines.filter((l) => l.msg === 'request' && l.status === 200)).to.have.length(8 - refused.length);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('with the auto queue budget, sizes the cap from the warm-up inference and reports it', async () => {
+    const { resnet50 } = await testModels();
+    const server = await startTestServer({ MODEL_URI: resnet50 });
+    try {
+      const ready = server.logs.lines.find((l) => l.msg === 'model warmed up; ready')!;
+      expect(ready.queueBudgetMs).to.be.a('number').and.at.least(50);
+      const limit = Number(/admission_limit (\d+)/.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+      expect(limit).to.equal(ready.admissionLimit);
+      expect(limit).to.be.within(2, 32);
+      expect((await postForm(`${server.url}/predict/image`, { image_file: image })).status).to.equal(200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('runs SESSIONS sessions side by side, each answering correctly', async () => {
+    const { resnet50 } = await testModels();
+    const server = await startTestServer({ MODEL_URI: resnet50, SESSIONS: '2', MAX_BATCH_SIZE: '1', MAX_QUEUE_MS: '0' });
+    try {
+      const loaded = server.logs.lines.find((l) => l.msg === 'model loaded')!;
+      expect(loaded).to.include({ sessions: 2 });
+      const results = await Promise.all(Array.from({ length: 6 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      expect(results.map((r) => r.status)).to.deep.equal(Array(6).fill(200));
+      expect(new Set(results.map((r) => JSON.stringify(r.body))).size).to.equal(1);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(Number(/inference_batch_size_count (\d+)/.exec(metrics)?.[1])).to.equal(6);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('batches concurrent requests into one session.run for a dynamic-batch model', async () => {
     const { resnet50 } = await testModels();
-    const server = await startTestServer({ MODEL_URI: resnet50, MAX_BATCH_SIZE: '8', MAX_QUEUE_DELAY_MS: '100' });
+    // The queue budget off, or it would refuse most of eight at once from a 2-CPU ResNet-50.
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_BATCH_SIZE: '8', MAX_QUEUE_DELAY_MS: '100', MAX_QUEUE_MS: '0' });
     try {
       const results = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
       expect(results.map((r) => r.status)).to.deep.equal(Array(8).fill(200));
@@ -128,7 +190,7 @@ describe('server lifecycle and load', function () {
 
   it('on SIGTERM turns readiness off, finishes in-flight requests, refuses new connections and exits 0', async () => {
     const { resnet50 } = await testModels();
-    const proc = spawnServer({ MODEL_URI: resnet50, DRAIN_DELAY_MS: '300', SHUTDOWN_GRACE_MS: '20000' });
+    const proc = spawnServer({ MODEL_URI: resnet50, DRAIN_DELAY_MS: '300', SHUTDOWN_GRACE_MS: '20000', MAX_QUEUE_MS: '0' });
     try {
       const listening = await proc.waitFor((l) => l.msg === 'listening');
       const url = listening.url as string;

@@ -29,6 +29,8 @@ export interface ServerConfig {
   /** Largest v2 infer request body (JSON or binary tensors). */
   maxTensorBytes: number;
   maxInFlight: number;
+  /** Expected wait for the model past which requests are refused at once; 'auto' sizes it from the model, 0 turns it off. */
+  maxQueueMs: number | 'auto';
   /** Dynamic batching (dynamic-batch models only): largest batch; 1 turns it off. */
   maxBatchSize: number;
   /** How long a lone image may wait for batch-mates while the session is idle (0: batch only what queued while busy). */
@@ -36,6 +38,9 @@ export interface ServerConfig {
   /** A request still waiting for the model this long after it arrived is answered 504. */
   requestDeadlineMs: number;
   decodeConcurrency: number;
+  /** onnxruntime sessions run side by side (Triton's instance count). */
+  sessions: number;
+  /** Intra-op threads of each session. */
   threads: number;
   maxTopK: number;
   shutdownGraceMs: number;
@@ -53,6 +58,15 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   if (raw === undefined || raw.trim() === '') return fallback;
   const n = Number(raw.trim());
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}=${raw}: expected an integer between ${min} and ${max}`);
+  return n;
+}
+
+/** MAX_QUEUE_MS: `auto` (the default), 0 (off) or a number of milliseconds. */
+function queueBudget(env: NodeJS.ProcessEnv): number | 'auto' {
+  const raw = env.MAX_QUEUE_MS?.trim().toLowerCase();
+  if (raw === undefined || raw === '' || raw === 'auto') return 'auto';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 600_000) throw new Error(`MAX_QUEUE_MS=${env.MAX_QUEUE_MS}: expected auto, 0 (off) or milliseconds up to 600000`);
   return n;
 }
 
@@ -92,7 +106,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
     }
   };
   const modelUri = env.MODEL_URI?.trim() || DEFAULT_MODEL_PATH;
-  const threads = attempt(() => int(env, 'INTRA_OP_THREADS', cpus, 1, 1024), cpus);
+  const sessions = attempt(() => int(env, 'SESSIONS', 1, 1, 64), 1);
+  // The CPUs are shared out between the sessions; a share below one thread would only oversubscribe.
+  const threadShare = Math.max(1, Math.floor(cpus / sessions));
+  const threads = attempt(() => int(env, 'INTRA_OP_THREADS', threadShare, 1, 1024), threadShare);
   const config: ServerConfig = {
     port: attempt(() => int(env, 'PORT', 8080, 0, 65535), 8080),
     host: env.HOST?.trim() || '0.0.0.0',
@@ -109,11 +126,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
     maxTensorBytes: attempt(() => int(env, 'MAX_TENSOR_BYTES', 64 * MiB, 1024), 64 * MiB),
     // Enough to keep decoding and inference busy and to absorb bursts (about a second of queue for a
     // ResNet-50 on 2 CPUs); past it, waiting longer helps nobody, so the server refuses.
-    maxInFlight: attempt(() => int(env, 'MAX_IN_FLIGHT', Math.max(32, 16 * threads), 1), 32),
+    maxInFlight: attempt(() => int(env, 'MAX_IN_FLIGHT', Math.max(32, 16 * cpus), 1), 32),
+    maxQueueMs: attempt(() => queueBudget(env), 'auto'),
     maxBatchSize: attempt(() => int(env, 'MAX_BATCH_SIZE', 8, 1, 256), 8),
     maxQueueDelayMs: attempt(() => int(env, 'MAX_QUEUE_DELAY_MS', 0, 0, 1000), 0),
     requestDeadlineMs: attempt(() => int(env, 'REQUEST_DEADLINE_MS', 30_000, 1), 30_000),
     decodeConcurrency: attempt(() => int(env, 'DECODE_CONCURRENCY', Math.max(1, cpus), 1, 256), cpus),
+    sessions,
     threads,
     maxTopK: attempt(() => int(env, 'MAX_TOP_K', 100, 1), 100),
     shutdownGraceMs: attempt(() => int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0), 25_000),

@@ -19,6 +19,7 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
   let headers: Record<string, string> = {};
   if (err instanceof ApiError) {
     ({ status, message, headers } = err);
+    if (err.shed) res.locals.shed = true;
   } else if (typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
     // body-parser's errors (413 entity too large, 400 bad JSON) carry a status and a safe message.
     status = err.status;

@@ -13,13 +13,14 @@ export class Metrics {
   readonly queueDuration: Histogram;
   readonly batchSize: Histogram;
   readonly inFlight: Gauge;
+  readonly admissionLimit: Gauge;
   readonly queueDepth: Gauge;
   readonly rejected: Counter<'reason'>;
   readonly modelLoadSeconds: Gauge;
   readonly modelSizeBytes: Gauge;
   readonly modelReady: Gauge;
 
-  constructor(sources: { inFlight: () => number; queueDepth: () => number }) {
+  constructor(sources: { inFlight: () => number; admissionLimit: () => number; queueDepth: () => number }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by route and status code', labelNames: ['method', 'route', 'status'], registers });
@@ -29,6 +30,7 @@ export class Metrics {
     this.batchSize = new Histogram({ name: 'inference_batch_size', help: 'Images per session.run (dynamic batching)', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers });
     this.queueDuration = new Histogram({ name: 'inference_queue_duration_seconds', help: 'Time waiting for the session', buckets: SECONDS, registers });
     this.inFlight = new Gauge({ name: 'http_requests_in_flight', help: 'Inference requests admitted and not yet answered', registers, collect() { this.set(sources.inFlight()); } });
+    this.admissionLimit = new Gauge({ name: 'admission_limit', help: 'Requests admitted at once now: MAX_IN_FLIGHT, or less under the MAX_QUEUE_MS budget', registers, collect() { this.set(sources.admissionLimit()); } });
     this.queueDepth = new Gauge({ name: 'inference_queue_depth', help: 'Inferences waiting for the session', registers, collect() { this.set(sources.queueDepth()); } });
     this.rejected = new Counter({ name: 'requests_rejected_total', help: 'Requests refused before inference', labelNames: ['reason'], registers });
     this.modelLoadSeconds = new Gauge({ name: 'model_load_duration_seconds', help: 'Time to fetch, load and warm up the model', registers });

@@ -5,6 +5,8 @@ export interface BatchOptions {
   maxBatchSize: number;
   /** How long the first image of a batch may wait for company while the session is idle. */
   maxQueueDelayMs: number;
+  /** Batches that may run at once (one per session); default 1. */
+  concurrency?: number;
 }
 
 export interface BatchResult<R> {
@@ -22,15 +24,16 @@ interface Item<T, R> {
 }
 
 /**
- * Dynamic batching: images that arrive while the session is busy (or within
- * maxQueueDelayMs of each other while it is idle) run as one tensor, and each
+ * Dynamic batching: images that arrive while the sessions are busy (or within
+ * maxQueueDelayMs of each other while one is idle) run as one tensor, and each
  * caller gets its own row back. A failed batch is retried image by image, so one
  * bad input never fails its batch-mates; an image whose deadline passed while it
  * waited is answered 504 without running.
  */
 export class Batcher<T, R> {
   private readonly pending: Item<T, R>[] = [];
-  private running = false;
+  private running = 0;
+  private readonly concurrency: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -38,6 +41,13 @@ export class Batcher<T, R> {
     private readonly opts: BatchOptions,
   ) {
     if (!(opts.maxBatchSize >= 1)) throw new Error(`maxBatchSize must be at least 1, got ${opts.maxBatchSize}`);
+    this.concurrency = opts.concurrency ?? 1;
+    if (!(this.concurrency >= 1)) throw new Error(`concurrency must be at least 1, got ${this.concurrency}`);
+  }
+
+  /** Batches running now. */
+  get busy(): number {
+    return this.running;
   }
 
   get queued(): number {
@@ -52,7 +62,7 @@ export class Batcher<T, R> {
   }
 
   private pump(): void {
-    if (this.running || this.pending.length === 0) return;
+    if (this.running >= this.concurrency || this.pending.length === 0) return;
     const waited = performance.now() - this.pending[0]!.enqueuedAt;
     if (this.pending.length < this.opts.maxBatchSize && waited < this.opts.maxQueueDelayMs) {
       this.timer ??= setTimeout(() => {
@@ -77,11 +87,13 @@ export class Batcher<T, R> {
       this.pump();
       return;
     }
-    this.running = true;
+    this.running++;
     void this.execute(batch, now).finally(() => {
-      this.running = false;
+      this.running--;
       this.pump();
     });
+    // Another session may be free for what is left.
+    this.pump();
   }
 
   private async execute(batch: Item<T, R>[], startedAt: number): Promise<void> {

@@ -51,9 +51,9 @@ export class Admission {
     return this.count;
   }
 
-  /** A release function when admitted, undefined when full. */
-  tryEnter(): (() => void) | undefined {
-    if (this.count >= this.limit) return undefined;
+  /** A release function when admitted, undefined when full (at `limit`, which a caller may lower below the hard cap). */
+  tryEnter(limit = this.limit): (() => void) | undefined {
+    if (this.count >= Math.min(limit, this.limit)) return undefined;
     this.count++;
     let released = false;
     return () => {

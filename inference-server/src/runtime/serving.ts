@@ -1,11 +1,12 @@
 import type { Sharp } from 'sharp';
 import type { ServerConfig } from '../config/server-config.js';
-import { unavailable } from '../errors.js';
+import { overloaded, unavailable } from '../errors.js';
 import { decodeImage, type DecodedImage } from '../imaging/decode.js';
-import type { Classifier } from '../model/classifier.js';
+import type { Classifier, ImageTensor } from '../model/classifier.js';
 import type { Metrics } from '../http/metrics.js';
 import { Batcher } from '../model/batcher.js';
 import { Admission, Semaphore } from './semaphore.js';
+import { QueueBudget } from './queue-budget.js';
 
 /**
  * The serving side of one model: whether it may take traffic, the admission cap,
@@ -13,7 +14,7 @@ import { Admission, Semaphore } from './semaphore.js';
  */
 export class Serving {
   classifier: Classifier | undefined;
-  private batcher: Batcher<Uint8Array, Float32Array> | undefined;
+  private batcher: Batcher<ImageTensor, Float32Array> | undefined;
   /** Loaded and warmed up. */
   loaded = false;
   /**
@@ -22,13 +23,16 @@ export class Serving {
    */
   draining = false;
   readonly admission: Admission;
+  /** The in-flight cap that keeps the expected wait within MAX_QUEUE_MS. */
+  readonly queueBudget: QueueBudget;
   private readonly decodes: Semaphore;
 
   constructor(
-    readonly config: Pick<ServerConfig, 'maxInFlight' | 'decodeConcurrency' | 'maxInputPixels' | 'modelName' | 'maxTopK' | 'maxBatchSize' | 'maxQueueDelayMs' | 'requestDeadlineMs'>,
+    readonly config: Pick<ServerConfig, 'maxInFlight' | 'maxQueueMs' | 'sessions' | 'decodeConcurrency' | 'maxInputPixels' | 'modelName' | 'maxTopK' | 'maxBatchSize' | 'maxQueueDelayMs' | 'requestDeadlineMs'>,
     readonly metrics: Metrics,
   ) {
     this.admission = new Admission(config.maxInFlight);
+    this.queueBudget = new QueueBudget({ budgetMs: config.maxQueueMs, sessions: config.sessions, maxInFlight: config.maxInFlight });
     this.decodes = new Semaphore(config.decodeConcurrency);
   }
 
@@ -42,12 +46,24 @@ export class Serving {
     return this.classifier;
   }
 
-  /** Admits one request or throws 503 + Retry-After; the caller must call the returned release. */
+  /** Seeds the queue budget with a lone image's inference time (from the warm-up). */
+  calibrate(singleImageMs: number): void {
+    this.queueBudget.calibrate(singleImageMs);
+  }
+
+  /**
+   * Admits one request or throws 503 + Retry-After; the caller must call the
+   * returned release. The cap is the smaller of MAX_IN_FLIGHT and what the
+   * queue budget allows at the current inference speed.
+   */
   admit(): () => void {
-    const release = this.admission.tryEnter();
+    const limit = this.queueBudget.limit;
+    const release = this.admission.tryEnter(limit);
     if (release === undefined) {
       this.metrics.rejected.inc({ reason: 'overloaded' });
-      throw unavailable(`the server is at its limit of ${this.admission.limit} requests in progress; retry shortly`, 1);
+      const budget = this.queueBudget.budgetMs;
+      const why = budget !== undefined && limit < this.config.maxInFlight ? ` (the most that can be answered within the ${Math.round(budget)} ms queue budget)` : '';
+      throw overloaded(`the server is at its limit of ${limit} requests in progress${why}; retry shortly`, 1);
     }
     return release;
   }
@@ -72,17 +88,17 @@ export class Serving {
     });
   }
 
-  /** Runs the model on one decoded image, recording queue and inference time. */
   /** Serves this classifier from now on, batching its images when the model allows it. */
   attach(classifier: Classifier): void {
     this.classifier = classifier;
     const maxBatchSize = classifier.signature.batch === 'dynamic' ? this.config.maxBatchSize : 1;
-    this.batcher = new Batcher<Uint8Array, Float32Array>(async (images) => {
-      const { rows, timing } = await classifier.classify(images);
+    this.batcher = new Batcher<ImageTensor, Float32Array>(async (images) => {
+      const { rows, timing } = await classifier.classifyPrepared(images);
+      this.queueBudget.observe(timing.inferenceSeconds * 1000, images.length);
       this.metrics.inferenceDuration.observe(timing.inferenceSeconds);
       this.metrics.batchSize.observe(images.length);
       return rows;
-    }, { maxBatchSize, maxQueueDelayMs: this.config.maxQueueDelayMs });
+    }, { maxBatchSize, maxQueueDelayMs: this.config.maxQueueDelayMs, concurrency: classifier.concurrency });
   }
 
   /** Images waiting for the session (the batcher's queue). */
@@ -92,8 +108,8 @@ export class Serving {
 
   /** Runs the model on one decoded image (batched with others in flight); 504 past `deadline` (performance.now() ms). */
   async classify(image: DecodedImage, deadline: number): Promise<Float32Array> {
-    if (!this.batcher) throw unavailable('the model is still loading; retry shortly', 5);
-    const { result, queueSeconds } = await this.batcher.submit(image.pixels, deadline);
+    if (!this.batcher || !this.classifier) throw unavailable('the model is still loading; retry shortly', 5);
+    const { result, queueSeconds } = await this.batcher.submit(this.classifier.prepare(image.pixels), deadline);
     this.metrics.queueDuration.observe(queueSeconds);
     return result;
   }

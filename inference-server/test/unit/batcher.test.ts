@@ -60,4 +60,26 @@ describe('dynamic batcher', () => {
     expect((err as ApiError).status).to.equal(504);
     expect(batches).to.deep.equal([[1]]);
   });
+
+  it('with concurrency 2 runs two batches side by side and batches only when both are busy', async () => {
+    const { batches, run } = fakeRun(20);
+    let running = 0;
+    let most = 0;
+    const b = new Batcher(async (inputs: number[]) => {
+      most = Math.max(most, ++running);
+      try {
+        return await run(inputs);
+      } finally {
+        running--;
+      }
+    }, { maxBatchSize: 8, maxQueueDelayMs: 0, concurrency: 2 });
+    const results = await Promise.all([1, 2, 3, 4, 5].map((i) => b.submit(i)));
+    expect(results.map((r) => r.result)).to.deep.equal([2, 4, 6, 8, 10]);
+    expect(most).to.equal(2);
+    expect(batches).to.deep.equal([[1], [2], [3, 4, 5]]);
+  });
+
+  it('refuses a concurrency below 1', () => {
+    expect(() => new Batcher(fakeRun(1).run, { maxBatchSize: 1, maxQueueDelayMs: 0, concurrency: 0 })).to.throw(/concurrency must be at least 1/);
+  });
 });

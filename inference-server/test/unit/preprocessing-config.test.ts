@@ -32,13 +32,29 @@ describe('preprocessing options in the environment', () => {
 describe('server configuration', () => {
   it('has documented defaults', () => {
     const c = loadConfig({}, 2);
-    expect(c).to.include({ port: 8080, host: '0.0.0.0', threads: 2, decodeConcurrency: 2, maxInFlight: 32, modelName: 'efficientnet-lite0' });
+    expect(c).to.include({ port: 8080, host: '0.0.0.0', sessions: 1, threads: 2, decodeConcurrency: 2, maxInFlight: 32, maxQueueMs: 'auto', modelName: 'efficientnet-lite0' });
     expect(c.modelUri).to.match(/inference-server\/models\/efficientnet-lite0\/model\.onnx$/);
   });
 
   it('sizes threads from the CPUs it is given and honours overrides', () => {
     expect(loadConfig({}, 16).maxInFlight).to.equal(256);
-    expect(loadConfig({ INTRA_OP_THREADS: '3', PORT: '0' }, 16)).to.include({ threads: 3, port: 0, maxInFlight: 48 });
+    expect(loadConfig({ INTRA_OP_THREADS: '3', PORT: '0' }, 16)).to.include({ threads: 3, port: 0, maxInFlight: 256 });
+  });
+
+  it('shares the CPUs out between sessions, at least one thread each', () => {
+    expect(loadConfig({ SESSIONS: '2' }, 2)).to.include({ sessions: 2, threads: 1 });
+    expect(loadConfig({ SESSIONS: '4' }, 16)).to.include({ sessions: 4, threads: 4 });
+    expect(loadConfig({ SESSIONS: '3' }, 2)).to.include({ sessions: 3, threads: 1 });
+    expect(loadConfig({ SESSIONS: '2', INTRA_OP_THREADS: '2' }, 2)).to.include({ sessions: 2, threads: 2 });
+    expect(() => loadConfig({ SESSIONS: '0' }, 2)).to.throw(/SESSIONS=0/);
+  });
+
+  it('takes MAX_QUEUE_MS as auto, 0 (off) or milliseconds', () => {
+    expect(loadConfig({ MAX_QUEUE_MS: 'auto' }, 2).maxQueueMs).to.equal('auto');
+    expect(loadConfig({ MAX_QUEUE_MS: '0' }, 2).maxQueueMs).to.equal(0);
+    expect(loadConfig({ MAX_QUEUE_MS: '250' }, 2).maxQueueMs).to.equal(250);
+    expect(() => loadConfig({ MAX_QUEUE_MS: 'soon' }, 2)).to.throw(/MAX_QUEUE_MS=soon: expected auto, 0 \(off\) or milliseconds/);
+    expect(() => loadConfig({ MAX_QUEUE_MS: '-5' }, 2)).to.throw(/MAX_QUEUE_MS=-5/);
   });
 
   it('names the model after its file', () => {
