@@ -27,6 +27,7 @@ export const SPEC_FIELDS: readonly (keyof OnnxModelSpec)[] = keysOf<OnnxModelSpe
   image: true,
   preprocessing: true,
   batching: true,
+  sessions: true,
   service: true,
   autoscaling: true,
   podDisruptionBudget: true,

@@ -58,6 +58,11 @@ export interface OnnxModelSpec {
   image?: string;
   preprocessing?: PreprocessingSpec;
   batching?: BatchingSpec;
+  /**
+   * onnxruntime sessions per pod, side by side (1-16), each with an equal share of the
+   * CPU limit as intra-op threads and its own copy of the weights. Server default applies when unset.
+   */
+  sessions?: number;
   service?: ServiceSpec;
   autoscaling?: AutoscalingSpec;
   /** minAvailable for a PodDisruptionBudget; none when unset. */

@@ -135,6 +135,7 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
           inputSize: '320x240', outputName: 'logits',
         },
         batching: { maxBatchSize: 16, maxQueueDelayMs: 2 },
+        sessions: 2,
         service: { type: 'NodePort', port: 8080, annotations: { 'networking.gke.io/load-balancer-type': 'Internal' } },
         autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 },
         podDisruptionBudget: { minAvailable: '50%' },
@@ -234,6 +235,17 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
       },
       { title: 'a service port of 0', spec: { modelUri: 'gs://bucket/model.onnx', service: { port: 0 } }, expect: ['spec.service.port'] },
       { title: 'a batch size of 0', spec: { modelUri: 'gs://bucket/model.onnx', batching: { maxBatchSize: 0 } }, expect: ['spec.batching.maxBatchSize'] },
+      {
+        title: 'sessions 0',
+        spec: { modelUri: 'gs://bucket/model.onnx', sessions: 0 },
+        expect: ['spec.sessions: Invalid value: 0: spec.sessions in body should be greater than or equal to 1'],
+      },
+      {
+        title: 'sessions 17',
+        spec: { modelUri: 'gs://bucket/model.onnx', sessions: 17 },
+        expect: ['spec.sessions: Invalid value: 17: spec.sessions in body should be less than or equal to 16'],
+      },
+      { title: 'a fractional sessions', spec: { modelUri: 'gs://bucket/model.onnx', sessions: 1.5 }, expect: ['spec.sessions'] },
       {
         title: 'a PDB minAvailable that is neither a number nor a percentage',
         spec: { modelUri: 'gs://bucket/model.onnx', podDisruptionBudget: { minAvailable: 'half' } },

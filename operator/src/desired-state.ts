@@ -53,6 +53,7 @@ export function serverEnv(model: OnnxModel): V1EnvVar[] {
     OUTPUT_NAME: outputName,
     MAX_BATCH_SIZE: spec.batching?.maxBatchSize?.toString(),
     MAX_QUEUE_DELAY_MS: spec.batching?.maxQueueDelayMs?.toString(),
+    SESSIONS: spec.sessions?.toString(),
     ...preprocessingToEnv(preprocessing),
   };
   const user = spec.env ?? [];

@@ -44,6 +44,16 @@ describe('desired state of an OnnxModel', () => {
     expect(env(model())).to.not.have.property('MAX_BATCH_SIZE');
   });
 
+  it('passes the session count to the server, and none when unset', () => {
+    expect(env(model({ sessions: 4 }))).to.include({ SESSIONS: '4' });
+    expect(env(model())).to.not.have.property('SESSIONS');
+    // Beside the batching variables, and spec.env still wins on a name clash.
+    const names = serverEnv(model({ batching: { maxBatchSize: 8 }, sessions: 2 })).map((e) => e.name);
+    expect(names.indexOf('SESSIONS')).to.equal(names.indexOf('MAX_BATCH_SIZE') + 1);
+    const e = serverEnv(model({ sessions: 2, env: [{ name: 'SESSIONS', value: '3' }] }));
+    expect(e.filter((v) => v.name === 'SESSIONS')).to.deep.equal([{ name: 'SESSIONS', value: '3' }]);
+  });
+
   it("lets the user's env override the operator's", () => {
     const e = serverEnv(model({ env: [{ name: 'MAX_IN_FLIGHT', value: '64' }, { name: 'DRAIN_DELAY_MS', value: '0' }] }));
     expect(e.filter((v) => v.name === 'DRAIN_DELAY_MS')).to.deep.equal([{ name: 'DRAIN_DELAY_MS', value: '0' }]);
