@@ -1,7 +1,7 @@
 /**
  * bench/results/throughput.svg from bench/results/server-throughput.json: answered
  * requests per second and p99 latency against connections, one line per model ×
- * batching off/on, the raw pipeline's limit as a dotted line. Hand-written SVG on
+ * batching off/on (and on with a session per CPU), the raw pipeline's limit as a dotted line. Hand-written SVG on
  * a white background so it reads the same on light and dark pages.
  *
  * Called by server-throughput.ts; `node dist/bench/chart.js` redraws it from the JSON.
@@ -14,7 +14,7 @@ export interface ChartInput {
   models: {
     model: string;
     limit: { imagesPerSecond: number };
-    sweeps: { batching: 'off' | 'on'; points: { connections: number; requestsPerSecond: number; p99Ms: number }[] }[];
+    sweeps: { batching: 'off' | 'on'; sessions?: number; points: { connections: number; requestsPerSecond: number; p99Ms: number }[] }[];
   }[];
 }
 
@@ -94,13 +94,14 @@ export function renderChart(report: ChartInput): string {
       }
       for (const s of m.sweeps) {
         const pts = s.points.filter((p) => panel.value(p) > 0).map((p) => `${x(left, p.connections).toFixed(1)},${y(panel.axis, panel.value(p)).toFixed(1)}`);
-        const dash = s.batching === 'off' ? ' stroke-dasharray="7 4"' : '';
+        const perCpu = (s.sessions ?? 1) > 1;
+        const dash = s.batching === 'off' ? ' stroke-dasharray="7 4"' : perCpu ? ' stroke-dasharray="10 3 2 3"' : '';
         out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${color}" stroke-width="2.2"${dash}/>`);
         for (const p of pts) {
           const [px, py] = p.split(',');
-          out.push(s.batching === 'on'
-            ? `<circle cx="${px}" cy="${py}" r="3.5" fill="${color}"/>`
-            : `<circle cx="${px}" cy="${py}" r="3.5" fill="#fff" stroke="${color}" stroke-width="1.8"/>`);
+          if (perCpu) out.push(`<rect x="${Number(px) - 3.5}" y="${Number(py) - 3.5}" width="7" height="7" fill="${color}"/>`);
+          else if (s.batching === 'on') out.push(`<circle cx="${px}" cy="${py}" r="3.5" fill="${color}"/>`);
+          else out.push(`<circle cx="${px}" cy="${py}" r="3.5" fill="#fff" stroke="${color}" stroke-width="1.8"/>`);
         }
       }
     });
@@ -115,15 +116,19 @@ export function renderChart(report: ChartInput): string {
   });
   ly += 20;
   const styles = [
-    { text: 'batching on (MAX_BATCH_SIZE=8)', line: '', marker: 'fill="#555"' },
-    { text: 'batching off (MAX_BATCH_SIZE=1)', line: ' stroke-dasharray="7 4"', marker: 'fill="#fff" stroke="#555" stroke-width="1.8"' },
-    { text: 'raw in-process pipeline (the limit)', line: ' stroke-dasharray="2 3"', marker: '' },
+    { text: 'batching on (MAX_BATCH_SIZE=8)', line: '', marker: 'circle', paint: 'fill="#555"' },
+    { text: 'batching off (MAX_BATCH_SIZE=1)', line: ' stroke-dasharray="7 4"', marker: 'circle', paint: 'fill="#fff" stroke="#555" stroke-width="1.8"' },
+    { text: 'batching on, SESSIONS=2', line: ' stroke-dasharray="10 3 2 3"', marker: 'square', paint: 'fill="#555"' },
+    { text: 'raw pipeline (the limit)', line: ' stroke-dasharray="2 3"', marker: '', paint: '' },
   ];
-  styles.forEach((s, i) => {
-    const lx = 80 + i * 290;
+  // Each item as wide as its text (about 6.6 px a character at 12 px), so long labels never overlap.
+  let lx = 20;
+  styles.forEach((s) => {
     out.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 30}" y2="${ly - 4}" stroke="#555" stroke-width="2"${s.line}/>`);
-    if (s.marker) out.push(`<circle cx="${lx + 15}" cy="${ly - 4}" r="3.5" ${s.marker}/>`);
+    if (s.marker === 'circle') out.push(`<circle cx="${lx + 15}" cy="${ly - 4}" r="3.5" ${s.paint}/>`);
+    if (s.marker === 'square') out.push(`<rect x="${lx + 11.5}" y="${ly - 7.5}" width="7" height="7" ${s.paint}/>`);
     out.push(`<text x="${lx + 38}" y="${ly}" font-size="12" fill="#111" ${FONT}>${s.text}</text>`);
+    lx += 38 + s.text.length * 6.6 + 16;
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;
