@@ -45,11 +45,6 @@ export class Batcher<T, R> {
     if (!(this.concurrency >= 1)) throw new Error(`concurrency must be at least 1, got ${this.concurrency}`);
   }
 
-  /** Batches running now. */
-  get busy(): number {
-    return this.running;
-  }
-
   get queued(): number {
     return this.pending.length;
   }
