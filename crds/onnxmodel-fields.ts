@@ -7,7 +7,7 @@
  * property), and a name here that the type lacks fails too (excess property).
  * The CRD test then catches the schema drifting from either.
  */
-import type { AutoscalingSpec, BatchingSpec, OnnxModelSpec, OnnxModelStatus, PreprocessingSpec, ResourceList, ServiceSpec } from './onnxmodel-types.js';
+import type { AdmissionSpec, AutoscalingSpec, BatchingSpec, OnnxModelSpec, OnnxModelStatus, PreprocessingSpec, ResourceList, ServiceSpec } from './onnxmodel-types.js';
 
 /** Every key of T, each exactly once: the compiler rejects a missing or an unknown key. */
 type AllKeys<T> = { readonly [K in keyof T]-?: true };
@@ -28,6 +28,7 @@ export const SPEC_FIELDS: readonly (keyof OnnxModelSpec)[] = keysOf<OnnxModelSpe
   preprocessing: true,
   batching: true,
   sessions: true,
+  admission: true,
   service: true,
   autoscaling: true,
   podDisruptionBudget: true,
@@ -79,6 +80,11 @@ export const BATCHING_FIELDS: readonly (keyof BatchingSpec)[] = keysOf<BatchingS
   maxQueueDelayMs: true,
 });
 
+export const ADMISSION_FIELDS: readonly (keyof AdmissionSpec)[] = keysOf<AdmissionSpec>({
+  maxInFlight: true,
+  maxQueueMs: true,
+});
+
 export const POD_DISRUPTION_BUDGET_FIELDS: readonly (keyof PodDisruptionBudget)[] = keysOf<PodDisruptionBudget>({
   minAvailable: true,
 });
@@ -104,4 +110,5 @@ export const SCHEMA_FIELD_LISTS: ReadonlyArray<{ path: string; fields: readonly 
   { path: 'autoscaling', fields: AUTOSCALING_FIELDS },
   { path: 'podDisruptionBudget', fields: POD_DISRUPTION_BUDGET_FIELDS },
   { path: 'batching', fields: BATCHING_FIELDS },
+  { path: 'admission', fields: ADMISSION_FIELDS },
 ];

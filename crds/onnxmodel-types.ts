@@ -48,6 +48,21 @@ export interface BatchingSpec {
   maxQueueDelayMs?: number;
 }
 
+/** Admission control in the inference server: how many requests each pod takes on before refusing with 503. */
+export interface AdmissionSpec {
+  /**
+   * Hard cap on requests in progress in each pod (a memory bound), 1-10000; past it new
+   * requests get 503 + Retry-After. Server default: max(32, 16 × CPUs).
+   */
+  maxInFlight?: number;
+  /**
+   * Queue budget in milliseconds (0-600000): each pod admits only as many requests as can
+   * start their inference within it at the measured speed and refuses the rest at once.
+   * 0 turns it off (maxInFlight alone); unset, the server's auto budget applies.
+   */
+  maxQueueMs?: number;
+}
+
 export interface OnnxModelSpec {
   modelUri: string;
   labelsUri?: string;
@@ -63,6 +78,7 @@ export interface OnnxModelSpec {
    * CPU limit as intra-op threads and its own copy of the weights. Server default applies when unset.
    */
   sessions?: number;
+  admission?: AdmissionSpec;
   service?: ServiceSpec;
   autoscaling?: AutoscalingSpec;
   /** minAvailable for a PodDisruptionBudget; none when unset. */

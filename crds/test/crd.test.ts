@@ -136,6 +136,7 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         },
         batching: { maxBatchSize: 16, maxQueueDelayMs: 2 },
         sessions: 2,
+        admission: { maxInFlight: 64, maxQueueMs: 0 },
         service: { type: 'NodePort', port: 8080, annotations: { 'networking.gke.io/load-balancer-type': 'Internal' } },
         autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 },
         podDisruptionBudget: { minAvailable: '50%' },
@@ -246,6 +247,22 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         expect: ['spec.sessions: Invalid value: 17: spec.sessions in body should be less than or equal to 16'],
       },
       { title: 'a fractional sessions', spec: { modelUri: 'gs://bucket/model.onnx', sessions: 1.5 }, expect: ['spec.sessions'] },
+      {
+        title: 'admission maxInFlight 0',
+        spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxInFlight: 0 } },
+        expect: ['spec.admission.maxInFlight: Invalid value: 0: spec.admission.maxInFlight in body should be greater than or equal to 1'],
+      },
+      {
+        title: 'admission maxQueueMs -1',
+        spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxQueueMs: -1 } },
+        expect: ['spec.admission.maxQueueMs: Invalid value: -1: spec.admission.maxQueueMs in body should be greater than or equal to 0'],
+      },
+      {
+        title: 'admission maxQueueMs 600001',
+        spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxQueueMs: 600001 } },
+        expect: ['spec.admission.maxQueueMs: Invalid value: 600001: spec.admission.maxQueueMs in body should be less than or equal to 600000'],
+      },
+      { title: 'a fractional admission maxInFlight', spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxInFlight: 2.5 } }, expect: ['spec.admission.maxInFlight'] },
       {
         title: 'a PDB minAvailable that is neither a number nor a percentage',
         spec: { modelUri: 'gs://bucket/model.onnx', podDisruptionBudget: { minAvailable: 'half' } },

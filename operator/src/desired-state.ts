@@ -54,6 +54,9 @@ export function serverEnv(model: OnnxModel): V1EnvVar[] {
     MAX_BATCH_SIZE: spec.batching?.maxBatchSize?.toString(),
     MAX_QUEUE_DELAY_MS: spec.batching?.maxQueueDelayMs?.toString(),
     SESSIONS: spec.sessions?.toString(),
+    // Tested against undefined, not falsiness: maxQueueMs 0 (budget off) is a value to pass on.
+    MAX_IN_FLIGHT: spec.admission?.maxInFlight?.toString(),
+    MAX_QUEUE_MS: spec.admission?.maxQueueMs?.toString(),
     ...preprocessingToEnv(preprocessing),
   };
   const user = spec.env ?? [];

@@ -54,6 +54,26 @@ describe('desired state of an OnnxModel', () => {
     expect(e.filter((v) => v.name === 'SESSIONS')).to.deep.equal([{ name: 'SESSIONS', value: '3' }]);
   });
 
+  it('passes admission settings to the server, and none when unset', () => {
+    const e = env(model({ admission: { maxInFlight: 64, maxQueueMs: 1000 } }));
+    expect(e).to.include({ MAX_IN_FLIGHT: '64', MAX_QUEUE_MS: '1000' });
+    expect(loadConfig(e, 2)).to.include({ maxInFlight: 64, maxQueueMs: 1000 });
+    expect(env(model())).to.not.have.property('MAX_IN_FLIGHT');
+    expect(env(model())).to.not.have.property('MAX_QUEUE_MS');
+    expect(env(model({ admission: {} }))).to.not.have.any.keys('MAX_IN_FLIGHT', 'MAX_QUEUE_MS');
+    // 0 turns the queue budget off: a value to pass on, not an absent one.
+    const off = env(model({ admission: { maxQueueMs: 0 } }));
+    expect(off).to.include({ MAX_QUEUE_MS: '0' });
+    expect(off).to.not.have.property('MAX_IN_FLIGHT');
+    expect(loadConfig(off, 2)).to.include({ maxQueueMs: 0 });
+    // After SESSIONS, and spec.env still wins on a name clash.
+    const names = serverEnv(model({ sessions: 2, admission: { maxInFlight: 8, maxQueueMs: 0 } })).map((v) => v.name);
+    expect(names.slice(names.indexOf('SESSIONS'), names.indexOf('SESSIONS') + 3)).to.deep.equal(['SESSIONS', 'MAX_IN_FLIGHT', 'MAX_QUEUE_MS']);
+    const user = serverEnv(model({ admission: { maxInFlight: 8, maxQueueMs: 0 }, env: [{ name: 'MAX_QUEUE_MS', value: 'auto' }, { name: 'MAX_IN_FLIGHT', value: '16' }] }));
+    expect(user.filter((v) => v.name === 'MAX_QUEUE_MS')).to.deep.equal([{ name: 'MAX_QUEUE_MS', value: 'auto' }]);
+    expect(user.filter((v) => v.name === 'MAX_IN_FLIGHT')).to.deep.equal([{ name: 'MAX_IN_FLIGHT', value: '16' }]);
+  });
+
   it("lets the user's env override the operator's", () => {
     const e = serverEnv(model({ env: [{ name: 'MAX_IN_FLIGHT', value: '64' }, { name: 'DRAIN_DELAY_MS', value: '0' }] }));
     expect(e.filter((v) => v.name === 'DRAIN_DELAY_MS')).to.deep.equal([{ name: 'DRAIN_DELAY_MS', value: '0' }]);
