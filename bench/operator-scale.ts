@@ -29,7 +29,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -38,6 +37,8 @@ import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type OnnxModel } from '../crds/onnxmodel-types.js';
 import { FIELD_MANAGER } from '../operator/src/labels.js';
 import { startControlPlane, type ControlPlane } from '../operator/test/helpers/control-plane.js';
+import { freePort } from '../scripts/testkit/free-port.js';
+import { scrape } from '../scripts/testkit/prometheus.js';
 import { describeMachine, peakRssMiB } from './machine.js';
 
 const BENCH_START = performance.now();
@@ -209,17 +210,6 @@ interface OperatorProcess {
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function startOperator(cp: ControlPlane, namespace: string): Promise<OperatorProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [OPERATOR_MAIN], {
@@ -279,16 +269,7 @@ async function stopOperator(op: OperatorProcess): Promise<{ shutdownMs: number; 
 }
 
 /** The operator's Prometheus text, as name{labels} → value. */
-async function scrape(op: OperatorProcess): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text();
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    samples.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return samples;
-}
+const scrapeOperator = (op: OperatorProcess) => scrape(`http://127.0.0.1:${op.port}/metrics`);
 
 interface OperatorCounters {
   success: number;
@@ -442,7 +423,7 @@ async function waitQuiet(op: OperatorProcess, t0: number, deadline: number, base
   let last = -1;
   let lastChange = performance.now();
   for (;;) {
-    const c = counters(await scrape(op));
+    const c = counters(await scrapeOperator(op));
     const total = c.success + c.error;
     if (total !== last) {
       progress.push({ tMs: Math.round(since(t0)), reconciles: total - base });
@@ -458,7 +439,7 @@ async function waitQuiet(op: OperatorProcess, t0: number, deadline: number, base
 
 async function runPhase(phase: 'create' | 'update', ctx: { api: Api; cp: ControlPlane; op: OperatorProcess; namespace: string }): Promise<PhaseResult> {
   const { api, cp, op, namespace } = ctx;
-  const before = counters(await scrape(op));
+  const before = counters(await scrapeOperator(op));
   const usage0 = usageNow(cp, op);
   const startedAt = new Date();
   const deadline = Date.now() + TIMEOUT_MS;
@@ -487,7 +468,7 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: Api; cp: Control
       api.list<V1Deployment>(deploymentsPath(namespace), { labelSelector: MANAGED, metadataOnly: phase === 'create' }),
       api.list<unknown>(servicesPath(namespace), { labelSelector: MANAGED, metadataOnly: true }),
       api.list<OnnxModel>(modelsPath(namespace)),
-      scrape(op).then(counters),
+      scrapeOperator(op).then(counters),
     ]);
     const tMs = Math.round(since(t0));
     sample = {
@@ -520,7 +501,7 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: Api; cp: Control
   const converged = allStatusesMs !== null && allDeploymentsMs !== null && allServicesMs !== null && (phase === 'create' || allTemplatesMs !== null);
   log(`${phase}: ${converged ? 'converged' : 'NOT converged'} at ${(sample.tMs / 1000).toFixed(1)}s; waiting for the operator to go quiet...`);
   const { lastReconcileMs, quiet } = await waitQuiet(op, t0, Math.max(deadline, Date.now() + 60_000), base, progress);
-  const after = counters(await scrape(op));
+  const after = counters(await scrapeOperator(op));
   const usage1 = usageNow(cp, op);
   const count = after.durationCount - before.durationCount;
   return {
@@ -669,7 +650,7 @@ async function main(): Promise<number> {
     const create = await runPhase('create', ctx);
     const update = await runPhase('update', ctx);
 
-    const finalCounters = counters(await scrape(op));
+    const finalCounters = counters(await scrapeOperator(op));
     const operatorEnd = {
       peakRssMiB: peakRssMiB(op.pid),
       rssMiB: rssMiB(op.pid),

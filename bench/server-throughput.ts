@@ -32,6 +32,7 @@ import autocannon from 'autocannon';
 import { ensureModels } from '../scripts/models/generate.js';
 import { DEFAULT_MODEL_PATH } from '../inference-server/src/config/server-config.js';
 import { effectiveCpus } from '../inference-server/src/runtime/cpu-limit.js';
+import { scrape } from '../scripts/testkit/prometheus.js';
 import { writeChart } from './chart.js';
 import { describeMachine, peakRssMiB, type Machine } from './machine.js';
 import { rawPipeline, seedImage, SEED_IMAGE_PATH, type RawPoint, type RawResult } from './pipeline.js';
@@ -120,12 +121,11 @@ async function startServer(modelPath: string, knobs: Record<string, string>): Pr
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A server metric's value from /metrics. */
+/** A server metric's value (one without labels) from /metrics. */
 async function metric(server: Server, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  if (line === undefined) throw new Error(`${name} not in /metrics`);
-  return Number(line.slice(name.length + 1));
+  const value = (await scrape(`${server.url}/metrics`)).get(name);
+  if (value === undefined) throw new Error(`${name} not in /metrics`);
+  return value;
 }
 
 /**

@@ -17,7 +17,8 @@ import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_SAMPLE_IMAGE } from '../src/config/server-config.js';
 import { postForm } from './helpers/server.js';
-import { IMAGE_BUILD_TIMEOUT_MS, freePort, parseExports, repoRoot, run, sleep, tail, type Run } from './helpers/podman.js';
+import { freePort } from '../../scripts/testkit/free-port.js';
+import { IMAGE_BUILD_TIMEOUT_MS, parseExports, repoRoot, run, sleep, tail, type Run } from './helpers/podman.js';
 
 describe('container image: onnx-inference-server (Dockerfile.server, podman)', function () {
   this.timeout(120_000);

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { DEFAULT_SERVER_IMAGE } from '../src/config.js';
 import { eventually, repoRoot, sharedControlPlane, type ControlPlane } from './helpers/control-plane.js';
-import { IMAGE_BUILD_TIMEOUT_MS, freePort, parseExports, run, sleep, tail, type Run } from '../../inference-server/test/helpers/podman.js';
+import { IMAGE_BUILD_TIMEOUT_MS, parseExports, run, sleep, tail, type Run } from '../../inference-server/test/helpers/podman.js';
+import { freePort } from '../../scripts/testkit/free-port.js';
 
 const CRD_NAME = 'onnxmodels.serving.onnxoperator.dev';
 

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Storage } from '@google-cloud/storage';
+import { freePort } from '../../../scripts/testkit/free-port.js';
 
 /** Builds (once, cached outside the tree) and returns the fake-gcs-server binary path. */
 export async function fakeGcsBinary(): Promise<string> {
@@ -30,17 +31,6 @@ function repoRoot(): string {
     if (existsSync(join(dir, 'scripts', 'fake-gcs.sh'))) return dir;
   }
   throw new Error('scripts/fake-gcs.sh not found above ' + fileURLToPath(import.meta.url));
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface FakeGcs {

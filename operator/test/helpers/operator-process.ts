@@ -15,6 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { metricSum, scrape } from '../../../scripts/testkit/prometheus.js';
 
 export const OPERATOR_MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
@@ -198,13 +199,5 @@ export async function stopAllOperators(): Promise<void> {
 
 /** The value of one Prometheus series from the operator's /metrics (summed over label sets), or 0. */
 export async function metricValue(op: OperatorProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${op.url}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const set = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
+  return metricSum(await scrape(`${op.url}/metrics`), name, labels);
 }
