@@ -4,6 +4,9 @@
 #   scripts/python-venv.sh [REQUIREMENTS [NAME [MODULES]]]
 # defaults: scripts/requirements-test.txt, "venv", "numpy, tritonclient.http"
 # (MODULES are imported once the install is done, to prove it works).
+# PYTHON picks the base interpreter; VENV_ARGS and PIP_ARGS add arguments to
+# `python -m venv` and `pip install` (scripts/export-model/setup.sh uses them
+# for --system-site-packages and --no-deps, to build on Debian's PyTorch).
 # The venv is cached outside the work tree, keyed by the requirements file's
 # sha256, so repeated runs (and fresh clones on the same machine) are a fast
 # no-op, and editing the requirements builds a new venv beside the old one.
@@ -16,6 +19,8 @@ REQS="${1:-$ROOT/scripts/requirements-test.txt}"
 NAME="${2:-venv}"
 MODULES="${3:-numpy, tritonclient.http}"
 PYTHON="${PYTHON:-python3}"
+read -r -a VENV_EXTRA <<<"${VENV_ARGS:-}"
+read -r -a PIP_EXTRA <<<"${PIP_ARGS:-}"
 
 HASH="$(sha256sum "$REQS" | cut -c1-12)"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/onnx-operator"
@@ -48,9 +53,9 @@ trap cleanup EXIT
 trap "exit 130" INT TERM HUP
 
 echo "python-venv.sh: building $VENV from $REQS (first run only, ~15-30 s)..." >&2
-"$PYTHON" -m venv --prompt "onnx-operator-$NAME" "$TMP"
+"$PYTHON" -m venv ${VENV_EXTRA[@]+"${VENV_EXTRA[@]}"} --prompt "onnx-operator-$NAME" "$TMP"
 "$TMP/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
-  --prefer-binary -r "$REQS" >&2
+  --prefer-binary ${PIP_EXTRA[@]+"${PIP_EXTRA[@]}"} -r "$REQS" >&2
 "$TMP/bin/python" -c "import $MODULES" >&2
 
 # Scripts and activate files name the directory they were built in; point
