@@ -80,7 +80,8 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   const modelReady = (async () => {
     const classifier = await loadModel(config, logger, abort.signal);
     live.attach(classifier);
-    live.calibrate(await classifier.warmUp());
+    // The warm-up's lone inference seeds the queue budget.
+    live.queueBudget.calibrate(await classifier.warmUp());
     live.loaded = true;
     const seconds = (performance.now() - started) / 1000;
     metrics.modelLoadSeconds.set(seconds);

@@ -46,11 +46,6 @@ export class Serving {
     return this.classifier;
   }
 
-  /** Seeds the queue budget with a lone image's inference time (from the warm-up). */
-  calibrate(singleImageMs: number): void {
-    this.queueBudget.calibrate(singleImageMs);
-  }
-
   /**
    * Admits one request or throws 503 + Retry-After; the caller must call the
    * returned release. The cap is the smaller of MAX_IN_FLIGHT and what the
