@@ -11,7 +11,7 @@
 #                 SERVER_IMAGE); config/samples renders and each OnnxModel validates against
 #                 the CRD's own openAPIV3Schema. (CEL rules need an API server: the install
 #                 test dry-runs the samples server-side.)
-#   4. shellcheck this script.
+#   4. shellcheck every shell script in the repository.
 #
 # Tools: hadolint, shellcheck and kubernetes-validate come from PyPI through
 # scripts/python-venv.sh (pinned in scripts/requirements-test.txt). actionlint is built
@@ -207,13 +207,14 @@ PY
   fail "config/samples: OnnxModels do not validate against crds/onnxmodel.yaml"
 fi
 
-# ------------------------------------------------------------------ 4. this script
+# ------------------------------------------------------------------ 4. shell scripts
 
-echo "== shellcheck scripts/lint.sh"
-if "$VENV_BIN/shellcheck" scripts/lint.sh; then
+mapfile -t SHELL_SCRIPTS < <(git ls-files -- '*.sh' .ci/run 2>/dev/null || find scripts bench .ci -name '*.sh' -o -path .ci/run)
+echo "== shellcheck (${#SHELL_SCRIPTS[@]} scripts)"
+if "$VENV_BIN/shellcheck" "${SHELL_SCRIPTS[@]}"; then
   echo "   no findings"
 else
-  fail "shellcheck: scripts/lint.sh"
+  fail "shellcheck: shell scripts"
 fi
 
 if ((${#FAILED[@]})); then

@@ -202,6 +202,6 @@ rmdir "$STAGE" 2>/dev/null || true
   echo "GO_VERSION=$(go env GOVERSION)"
   echo "BUILD_DATE=$BUILD_DATE"
 } >"$OUT/.complete"
-for b in "${BINARIES[@]}"; do log "$(ls -lhL "$BIN/$b" | awk '{print $5}')	$BIN/$b"; done
+for b in "${BINARIES[@]}"; do log "$(du -hL "$BIN/$b" | cut -f1)	$BIN/$b"; done
 log "done in ${SECONDS}s"
 echo "$BIN"

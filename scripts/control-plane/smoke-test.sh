@@ -18,7 +18,11 @@ poll() { # seconds cmd...  (retries every 0.25 s)
 
 "$HERE/start.sh" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 trap '"$HERE/stop.sh" "$CP_STATE_FILE" >/dev/null 2>&1' EXIT
-set -a; . "$CP_STATE_FILE"; set +a
+# The state file is written by start.sh at run time.
+set -a
+# shellcheck source=/dev/null
+. "$CP_STATE_FILE"
+set +a
 k() { "$CP_BIN/kubectl" --request-timeout=10s "$@" </dev/null; }
 ns=smoke
 

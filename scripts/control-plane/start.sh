@@ -98,8 +98,8 @@ port_in_use() {
 # pick_port VAR: a port below the usual ephemeral range, unused and not
 # picked before (no subshell, so PICKED accumulates).
 pick_port() {
-  local p i
-  for i in $(seq 1 200); do
+  local p
+  for _ in $(seq 1 200); do
     p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
     [[ "$PICKED" == *" $p "* ]] && continue
     port_in_use "$p" && continue

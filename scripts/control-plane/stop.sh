@@ -34,13 +34,13 @@ ours() {
 }
 
 stop_pid() { # name pid
-  local name="$1" pid="$2" i
+  local name="$1" pid="$2"
   if ! ours "$pid"; then
     [[ -n "$pid" ]] && log "$name (pid $pid) not running"
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 40); do
+  for _ in $(seq 1 40); do
     ours "$pid" || { log "$name (pid $pid) stopped"; return 0; }
     # reap zombies if we happen to be the parent
     wait "$pid" 2>/dev/null
