@@ -8,6 +8,8 @@ import { DEFAULT_PREPROCESSING } from '../inference-server/src/config/preprocess
 import { DEFAULT_SAMPLE_IMAGE } from '../inference-server/src/config/server-config.js';
 import { decodeImage } from '../inference-server/src/imaging/decode.js';
 import { Classifier } from '../inference-server/src/model/classifier.js';
+import { imageElements } from '../inference-server/src/model/signature.js';
+import { Scheduler } from '../inference-server/src/runtime/scheduler.js';
 
 /** The benchmark's request image, committed: the bundled example photo as a 224×224 JPEG. */
 export const SEED_IMAGE_PATH = fileURLToPath(new URL('../../bench/fixtures/seed-224.jpg', import.meta.url));
@@ -52,20 +54,25 @@ export interface RawPoint {
  * The limit the server is measured against: the same pipeline the server runs,
  * in-process, with no HTTP. One step decodes `batchSize` JPEGs concurrently
  * (decodeImage, sharp on libvips' pool, at the model's size as with_resize=False
- * does), prepares each one as its slice of the input tensor (Classifier.prepare) and copies them into one (classifyPrepared)
- * and makes one session.run. `inFlight` steps run at once; the classifier
+ * does), prepares each one as its slice of the input tensor (Classifier.prepare), copies them into one
+ * and makes one session.run through the server's scheduler. `inFlight` steps run at once; the scheduler
  * runs one batch per session at a time, so steps beyond the sessions only
  * overlap their decoding with the others' inference.
  */
 export async function rawPipeline(modelPath: string, image: Buffer, threads: number, points: RawPoint[], seconds: number, sessions = 1): Promise<RawResult[]> {
-  const classifier = await Classifier.load(modelPath, { preprocessing: { ...DEFAULT_PREPROCESSING }, threads, sessions, logger: pino({ level: 'silent' }) });
+  const { classifier, sessions: loaded } = await Classifier.load(modelPath, { preprocessing: { ...DEFAULT_PREPROCESSING }, threads, sessions, logger: pino({ level: 'silent' }) });
+  // The server's scheduler, fed whole batches: each runs as one session call on whichever session is free.
+  const scheduler = new Scheduler(loaded, classifier.signature, { maxBatchSize: 1, maxQueueDelayMs: 0 });
+  const perImage = imageElements(classifier.signature);
   const { width, height } = classifier.signature;
   const decodeOne = () => decodeImage(image, { width, height, resize: false, resizeMode: classifier.options.resizeMode, padColor: classifier.options.padColor, maxPixels: 40e6 });
   const step = async (batchSize: number) => {
     // As the server does: each image is prepared as soon as it is decoded, the batch is a copy of them.
     const prepared = await Promise.all(Array.from({ length: batchSize }, async () => classifier.prepare((await decodeOne()).pixels)));
-    const { rows } = await classifier.classifyPrepared(prepared);
-    if (rows.length !== batchSize) throw new Error(`expected ${batchSize} rows, got ${rows.length}`);
+    const batch = classifier.signature.dtype === 'uint8' ? new Uint8Array(batchSize * perImage) : new Float32Array(batchSize * perImage);
+    prepared.forEach((p, i) => (batch as Float32Array).set(p as Float32Array, i * perImage));
+    const { dims } = await scheduler.submitBatch(batch, batchSize);
+    if (dims[0] !== batchSize) throw new Error(`expected ${batchSize} rows, got ${dims[0]}`);
   };
   try {
     // Lazy initialisation and the first big-batch allocation, on every session.
@@ -92,6 +99,6 @@ export async function rawPipeline(modelPath: string, image: Buffer, threads: num
     }
     return results;
   } finally {
-    await classifier.close();
+    await scheduler.close();
   }
 }

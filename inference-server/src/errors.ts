@@ -1,28 +1,69 @@
 /**
- * An error a client caused or must react to, carrying the HTTP status it maps to.
- * Modules below the HTTP layer throw these so the mapping lives in one place
- * and every error reaches the client as JSON with a message a person can act on.
+ * What can go wrong with a request, in the data plane's own terms. Modules
+ * below the HTTP layer throw these; the HTTP layer alone chooses a status
+ * for each (http/errors.ts), so the same failure can become a gRPC code or a
+ * log line elsewhere without the decoder or the scheduler knowing about HTTP.
+ * Every message says what went wrong and what the client can do.
  */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    /** Extra response headers, e.g. Retry-After on 503. */
-    readonly headers: Record<string, string> = {},
-    /** Load shedding: logged in a periodic summary, not one line each, so overload does not also flood the log. */
-    readonly shed = false,
-  ) {
+export abstract class ServingError extends Error {
+  constructor(message: string) {
     super(message);
-    this.name = 'ApiError';
+    this.name = new.target.name;
   }
 }
 
-export const badRequest = (message: string) => new ApiError(400, message);
-export const payloadTooLarge = (message: string) => new ApiError(413, message);
-export const unsupportedMedia = (message: string) => new ApiError(415, message);
-export const notFound = (message: string) => new ApiError(404, message);
-export const unavailable = (message: string, retryAfterSeconds = 1) =>
-  new ApiError(503, message, { 'Retry-After': String(retryAfterSeconds) });
-/** 503 for a request refused because the server is at capacity (see ApiError.shed). */
-export const overloaded = (message: string, retryAfterSeconds = 1) =>
-  new ApiError(503, message, { 'Retry-After': String(retryAfterSeconds) }, true);
+/** The request is malformed: a missing field, a bad flag, a wrong tensor shape. */
+export class InvalidRequest extends ServingError {}
+
+/** The image's bytes are not a decodable image, or not the size the request demands. */
+export class InvalidImage extends InvalidRequest {}
+
+/** A body, an image's pixel count or a tensor is over its limit. */
+export class TooLarge extends ServingError {}
+
+/** A content type or an image format that is not served. */
+export class UnsupportedMedia extends ServingError {}
+
+/** A model or route that does not exist here. */
+export class NotFound extends ServingError {}
+
+/** The model is not loaded yet (or no longer): retry later, or elsewhere. */
+export class NotReady extends ServingError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 5,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Refused for load: the memory bound, or the opt-in latency budget. Counted
+ * and summed up in one log line, never logged one by one (overload can mean
+ * hundreds a second).
+ */
+export class Overloaded extends ServingError {
+  constructor(
+    message: string,
+    /** Which bound refused it, for the rejected-requests metric. */
+    readonly bound: 'memory' | 'queue_budget' | 'max_in_flight',
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** The request could not start its inference before its deadline. */
+export class DeadlineExceeded extends ServingError {}
+
+/** The client sent its body too slowly (idle, or below the minimum rate). */
+export class UploadTimeout extends ServingError {}
+
+/** The client went away; nobody is left to answer. */
+export class ClientGone extends ServingError {}
+
+export const badRequest = (message: string) => new InvalidRequest(message);
+export const invalidImage = (message: string) => new InvalidImage(message);
+export const tooLarge = (message: string) => new TooLarge(message);
+export const unsupportedMedia = (message: string) => new UnsupportedMedia(message);
+export const notFound = (message: string) => new NotFound(message);

@@ -3,17 +3,30 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config/server-config.js';
+import { admissionGate } from './http/admission-gate.js';
 import { createApp } from './http/app.js';
-import { Metrics } from './http/metrics.js';
+import { RefusalLog } from './http/request-context.js';
 import type { ServerInfo } from './http/v2-router.js';
-import { Classifier } from './model/classifier.js';
+import { Metrics } from './metrics.js';
+import { Classifier, type LoadedModel } from './model/classifier.js';
 import { parseLabels } from './model/labels.js';
 import { fetchArtifact } from './model-source/fetch.js';
-import { Serving } from './runtime/serving.js';
+import { DataPlane } from './runtime/data-plane.js';
+import { autoQueueBytes } from './runtime/memory-budget.js';
+import { effectiveMemory } from './runtime/memory-limit.js';
+
+/**
+ * Headers must arrive within this long (Node's default is a minute, checked
+ * every 30 s): a client trickling its headers holds only a socket, but not
+ * for long.
+ */
+const HEADERS_TIMEOUT_MS = 15_000;
 
 export interface RunningServer {
   server: Server;
-  serving: Serving;
+  dataPlane: DataPlane;
+  /** Inference requests received and not yet answered. */
+  readonly inFlight: number;
   url: string;
   /** Resolves when the model is loaded and warmed up; rejects when it cannot be. */
   modelReady: Promise<void>;
@@ -21,7 +34,7 @@ export interface RunningServer {
   shutdown(reason: string): Promise<void>;
 }
 
-async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSignal): Promise<Classifier> {
+async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSignal): Promise<LoadedModel> {
   const fetchOptions = { cacheDir: config.cacheDir, deadlineMs: config.fetchDeadlineMs, logger, signal };
   const [model, labelsFile] = await Promise.all([
     fetchArtifact(config.modelUri, fetchOptions),
@@ -51,17 +64,34 @@ async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSign
  * then fetches, loads and warms up the model; readiness follows.
  */
 export async function startServer(config: ServerConfig, logger: Logger, info: ServerInfo): Promise<RunningServer> {
-  let serving: Serving | undefined;
+  let dataPlane: DataPlane | undefined;
+  let inFlight = (): number => 0;
   const metrics = new Metrics({
-    inFlight: () => serving?.admission.inFlight ?? 0,
-    admissionLimit: () => serving?.queueBudget.limit ?? config.maxInFlight,
-    // Images waiting for a batch, plus batches (v2 requests) waiting for the session.
-    queueDepth: () => (serving?.queueDepth ?? 0) + (serving?.classifier?.queueDepth ?? 0),
+    inFlight: () => inFlight(),
+    queuedImages: () => dataPlane?.scheduler?.queuedImages ?? 0,
+    runningImages: () => dataPlane?.scheduler?.runningImages ?? 0,
+    admissionLimit: () => dataPlane?.scheduler?.limit ?? Infinity,
+    memoryReserved: () => dataPlane?.memory?.usedBytes ?? 0,
+    memoryBound: () => dataPlane?.memory?.limitBytes ?? 0,
   });
-  serving = new Serving(config, metrics);
-  const live = serving;
-  const app = createApp({ serving, logger, info, maxUploadBytes: config.maxUploadBytes, maxTensorBytes: config.maxTensorBytes });
-  const server = createServer({ requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(60_000, config.requestTimeoutMs) }, app);
+  const live = new DataPlane(config, metrics);
+  dataPlane = live;
+  const refusals = new RefusalLog(logger);
+  const app = createApp({
+    dataPlane: live,
+    logger,
+    refusals,
+    info,
+    upload: { idleTimeoutMs: config.uploadIdleTimeoutMs, minBytesPerSecond: config.uploadMinBytesPerSecond },
+    maxUploadBytes: config.maxUploadBytes,
+    maxTensorBytes: config.maxTensorBytes,
+  });
+  const gate = admissionGate(app, { dataPlane: live, metrics, logger, refusals, maxUploadBytes: config.maxUploadBytes, maxTensorBytes: config.maxTensorBytes });
+  inFlight = () => gate.inFlight;
+  const server = createServer(
+    { requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, config.requestTimeoutMs), connectionsCheckingInterval: 1000 },
+    gate.listener,
+  );
   // Longer than the idle timeouts of cloud load balancers, so they never reuse a socket we just closed.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -73,32 +103,42 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info({ url, sessions: config.sessions, threads: config.threads, maxInFlight: config.maxInFlight }, 'listening');
+  logger.info({ url, sessions: config.sessions, threads: config.threads }, 'listening');
 
   const abort = new AbortController();
   const started = performance.now();
   const modelReady = (async () => {
-    const classifier = await loadModel(config, logger, abort.signal);
-    live.attach(classifier);
-    // The warm-up's lone inference seeds the queue budget.
-    live.queueBudget.calibrate(await classifier.warmUp());
-    live.loaded = true;
+    const model = await loadModel(config, logger, abort.signal);
+    // The bound is sized once the weights are in memory: what is left of the pod's limit is what requests may hold.
+    const maxQueueBytes = config.maxQueueBytes === 'auto' ? autoQueueBytes(effectiveMemory(), process.memoryUsage.rss()) : config.maxQueueBytes;
+    await live.attach(model, maxQueueBytes);
     const seconds = (performance.now() - started) / 1000;
     metrics.modelLoadSeconds.set(seconds);
-    metrics.modelSizeBytes.set(classifier.sizeBytes);
+    metrics.modelSizeBytes.set(model.classifier.sizeBytes);
     metrics.modelReady.set(1);
-    logger.info({ model: config.modelName, seconds: Math.round(seconds * 1000) / 1000, queueBudgetMs: live.queueBudget.budgetMs, admissionLimit: live.queueBudget.limit }, 'model warmed up; ready');
+    logger.info(
+      {
+        model: config.modelName,
+        seconds: Math.round(seconds * 1000) / 1000,
+        maxQueueBytes,
+        queueBudgetMs: live.queueBudget?.budgetMs,
+        admissionLimit: Number.isFinite(live.scheduler!.limit) ? live.scheduler!.limit : undefined,
+      },
+      'model warmed up; ready',
+    );
   })();
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
-      logger.info({ reason, inFlight: live.admission.inFlight, drainDelayMs: config.drainDelayMs }, 'shutting down: readiness off');
+      logger.info({ reason, inFlight: gate.inFlight, drainDelayMs: config.drainDelayMs }, 'shutting down: readiness off');
       live.draining = true;
       abort.abort(new Error(`shutting down (${reason})`));
       if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, config.drainDelayMs));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections whose last request ends during the drain go idle later, not now: close them as they do.
       server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         closed.then(() => false),
@@ -107,14 +147,24 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
         }),
       ]);
       clearTimeout(timer);
+      clearInterval(sweep);
       if (timedOut) {
-        logger.warn({ inFlight: live.admission.inFlight, graceMs: config.shutdownGraceMs }, 'grace period over: closing remaining connections');
+        logger.warn({ inFlight: gate.inFlight, graceMs: config.shutdownGraceMs }, 'grace period over: closing remaining connections');
         server.closeAllConnections();
       }
-      await live.classifier?.close();
+      await live.close();
       logger.info('stopped');
     })();
     return stopping;
   };
-  return { server, serving, url, modelReady, shutdown };
+  return {
+    server,
+    dataPlane: live,
+    get inFlight() {
+      return gate.inFlight;
+    },
+    url,
+    modelReady,
+    shutdown,
+  };
 }

@@ -7,7 +7,37 @@ import { expect } from 'chai';
 import { RED, picture } from './helpers/images.js';
 import { testModels } from './helpers/models.js';
 import { spawnServer } from './helpers/process.js';
+import { metricSum, scrape } from '../../scripts/testkit/prometheus.js';
 import { postForm, startTestServer } from './helpers/server.js';
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  json: { error: string; requestId?: string };
+}
+
+/** A POST to /predict/image whose body the test writes itself (or never), for slow and stalled uploads. */
+function rawRequest(url: string, headers: Record<string, string>) {
+  const { port } = new URL(url);
+  const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/predict/image', headers });
+  const response = new Promise<RawAnswer>((resolve, reject) => {
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as RawAnswer['json'] }));
+    });
+    req.on('error', reject);
+  });
+  req.flushHeaders();
+  return { req, response };
+}
+
+/** A v2 binary request of `n` ResNet-50 inputs. */
+function v2Batch(n: number): { body: Buffer; headers: Record<string, string> } {
+  const data = new Float32Array(n * 3 * 224 * 224).fill(0.1);
+  const json = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: data.byteLength } }] }));
+  return { body: Buffer.concat([json, Buffer.from(data.buffer)]), headers: { 'inference-header-content-length': String(json.length) } };
+}
 
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -52,50 +82,93 @@ describe('server lifecycle and load', function () {
     }
   });
 
-  it('sheds load past MAX_IN_FLIGHT at once with 503 + Retry-After, then serves again', async () => {
+  it('with the defaults, queues a burst far beyond the sessions and answers every request (no 503)', async () => {
     const { resnet50 } = await testModels();
-    // The queue budget off: this is about the hard cap alone.
-    const server = await startTestServer({ MODEL_URI: resnet50, MAX_IN_FLIGHT: '3', MAX_QUEUE_MS: '0' });
-    const { port } = new URL(server.url);
+    const server = await startTestServer({ MODEL_URI: resnet50 });
     try {
-      // Three uploads that have sent their headers but not their body hold all three slots.
-      const boundary = 'b0undary';
-      const head = `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`;
-      const tail = `\r\n--${boundary}--\r\n`;
-      const slow = Array.from({ length: 3 }, () => {
-        const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/predict/image', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
-        const done = new Promise<number>((resolve, reject) => {
-          req.on('response', (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          });
-          req.on('error', reject);
-        });
-        req.write(head);
-        return { req, done };
-      });
-      await waitUntil(async () => /http_requests_in_flight 3/.test(await (await fetch(`${server.url}/metrics`)).text()));
-      const shed = await postForm(`${server.url}/predict/image`, { image_file: image });
-      expect(shed.status).to.equal(503);
-      expect(shed.headers.get('retry-after')).to.equal('1');
-      expect((shed.body as { error: string }).error).to.match(/limit of 3 requests in progress/);
-      for (const { req } of slow) req.end(Buffer.concat([image, Buffer.from(tail)]));
-      expect(await Promise.all(slow.map((s) => s.done))).to.deep.equal([200, 200, 200]);
-      expect((await postForm(`${server.url}/predict/image`, { image_file: image })).status).to.equal(200);
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
-      expect(metrics).to.match(/requests_rejected_total\{reason="overloaded"\} 1/);
+      const ready = server.logs.lines.find((l) => l.msg === 'model warmed up; ready')!;
+      expect(ready.maxQueueBytes).to.be.a('number').and.at.least(64 * 2 ** 20);
+      expect(ready).to.not.have.property('queueBudgetMs');
+      const results = await Promise.all(Array.from({ length: 48 }, () => postForm(`${server.url}/predict/image`, { image_file: image, with_resize: 'False' })));
+      expect(results.map((r) => r.status)).to.deep.equal(Array(48).fill(200));
+      expect(new Set(results.map((r) => JSON.stringify(r.body))).size).to.equal(1);
+      const metrics = await scrape(`${server.url}/metrics`);
+      expect(metricSum(metrics, 'requests_rejected_total')).to.equal(0);
+      expect(metrics.get('admission_limit')).to.equal(Infinity);
+      expect(metrics.get('memory_bound_bytes')).to.equal(ready.maxQueueBytes);
+      expect(metrics.get('memory_reserved_bytes')).to.equal(0);
     } finally {
       await server.stop();
     }
   });
 
-  it('admits only what fits in the queue budget at once, refuses the rest fast, and logs the refusals as one summary', async () => {
+  it('refuses past the memory bound from the headers alone (503 + Retry-After, JSON), cuts idle uploads with 408, then serves again', async () => {
     const { resnet50 } = await testModels();
-    // 1 ms: far less than one ResNet-50 inference, so the cap is its floor, one running and one decoding.
-    const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_MS: '1', MAX_IN_FLIGHT: '32' });
+    // 3 MiB: two 1 MB uploads that stall at 950 kB hold 1.9 MB of it, and a third 1 MB request would not fit with the
+    // 0.77 MB its decoded ResNet-50 input takes.
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_BYTES: String(3 * 2 ** 20), UPLOAD_IDLE_TIMEOUT_MS: '1500' });
     try {
-      const limit = Number(/admission_limit (\d+)/.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
-      expect(limit).to.equal(2);
+      const stalled = [0, 1].map(() => {
+        const upload = rawRequest(server.url, { 'content-type': 'image/jpeg', 'content-length': String(1_000_000) });
+        upload.req.write(Buffer.alloc(950_000, 1));
+        return upload;
+      });
+      await waitUntil(async () => ((await scrape(`${server.url}/metrics`)).get('memory_reserved_bytes') ?? 0) >= 1_900_000);
+      // Headers only: its body is never sent, so a 503 proves the refusal came before reading it.
+      const refused = rawRequest(server.url, { 'content-type': 'image/jpeg', 'content-length': String(1_000_000) });
+      const answer = await refused.response;
+      expect(answer.status).to.equal(503);
+      expect(answer.headers['retry-after']).to.equal('1');
+      expect(answer.headers['content-type']).to.match(/application\/json/);
+      expect(answer.json.error).to.match(/memory bound allows \(3 MiB, MAX_QUEUE_BYTES\)/);
+      expect(answer.json.requestId).to.be.a('string');
+      refused.req.destroy();
+      for (const { response } of stalled) {
+        const cut = await response;
+        expect(cut.status).to.equal(408);
+        expect(cut.json.error).to.match(/no byte of the body arrived .*UPLOAD_IDLE_TIMEOUT_MS/);
+      }
+      await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('memory_reserved_bytes') === 0);
+      expect((await postForm(`${server.url}/predict/image`, { image_file: image })).status).to.equal(200);
+      const metrics = await scrape(`${server.url}/metrics`);
+      expect(metrics.get('requests_rejected_total{reason="memory"}')).to.equal(1);
+      expect(metrics.get('requests_rejected_total{reason="upload_timeout"}')).to.equal(2);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('answers normal requests while many slow uploaders trickle, and cuts the trickles with 408 below the minimum rate', async () => {
+    const { resnet50 } = await testModels();
+    const server = await startTestServer({ MODEL_URI: resnet50, UPLOAD_IDLE_TIMEOUT_MS: '2000' });
+    const trickles: { stop: () => void; response: Promise<RawAnswer> }[] = [];
+    try {
+      // Sixteen slowloris bodies: a byte every 200 ms each, far below 1 kB/s.
+      for (let i = 0; i < 16; i++) {
+        const upload = rawRequest(server.url, { 'content-type': 'image/jpeg', 'content-length': String(image.length) });
+        const timer = setInterval(() => upload.req.write(Buffer.of(0xff)), 200);
+        trickles.push({ stop: () => clearInterval(timer), response: upload.response.finally(() => clearInterval(timer)) });
+      }
+      await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('http_requests_in_flight') === 16);
+      const normal = await Promise.all(Array.from({ length: 4 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      expect(normal.map((r) => r.status)).to.deep.equal([200, 200, 200, 200]);
+      for (const { response } of trickles) {
+        const cut = await response;
+        expect(cut.status).to.equal(408);
+        expect(cut.json.error).to.match(/below the minimum of 1024 \(UPLOAD_MIN_BYTES_PER_SECOND\)/);
+      }
+    } finally {
+      for (const t of trickles) t.stop();
+      await server.stop();
+    }
+  });
+
+  it('in SLO mode (MAX_QUEUE_MS) holds only what fits in the budget, refuses the rest fast, and logs the refusals as one summary', async () => {
+    const { resnet50 } = await testModels();
+    // 1 ms: far less than one ResNet-50 inference, so the limit is its floor, one running and one waiting.
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_MS: '1' });
+    try {
+      expect((await scrape(`${server.url}/metrics`)).get('admission_limit')).to.equal(2);
       const results = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
       const statuses = results.map((r) => r.status).sort();
       expect(statuses.filter((s) => s === 200).length).to.be.within(2, 7);
@@ -104,12 +177,12 @@ describe('server lifecycle and load', function () {
       expect(refused.length).to.be.greaterThan(0);
       for (const r of refused) {
         expect(r.headers.get('retry-after')).to.equal('1');
-        expect((r.body as { error: string }).error).to.match(/limit of 2 requests in progress \(the most that can be answered within the 1 ms queue budget\)/);
+        expect((r.body as { error: string }).error).to.match(/the most that can start within the 1 ms queue budget \(MAX_QUEUE_MS\) is 2/);
       }
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
-      expect(metrics).to.include(`requests_rejected_total{reason="overloaded"} ${refused.length}`);
+      const metrics = await scrape(`${server.url}/metrics`);
+      expect(metrics.get('requests_rejected_total{reason="queue_budget"}')).to.equal(refused.length);
       // One warning for the episode, no access-log line per refusal.
-      const summaries = server.logs.lines.filter((l) => l.msg === 'shedding load: requests refused with 503 at the admission limit');
+      const summaries = server.logs.lines.filter((l) => l.msg === 'shedding load: requests refused with 503');
       expect(summaries).to.have.length(1);
       expect(server.logs.lines.filter((l) => l.msg === 'request' && l.status === 503)).to.have.length(0);
       expect(server.logs.lines.filter((l) => l.msg === 'request' && l.status === 200)).to.have.length(8 - refused.length);
@@ -118,16 +191,60 @@ describe('server lifecycle and load', function () {
     }
   });
 
-  it('with the auto queue budget, sizes the cap from the warm-up inference and reports it', async () => {
+  it('with MAX_QUEUE_MS=auto, sizes the limit from the warm-up inference and reports it', async () => {
     const { resnet50 } = await testModels();
-    const server = await startTestServer({ MODEL_URI: resnet50 });
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_MS: 'auto' });
     try {
       const ready = server.logs.lines.find((l) => l.msg === 'model warmed up; ready')!;
       expect(ready.queueBudgetMs).to.be.a('number').and.at.least(50);
-      const limit = Number(/admission_limit (\d+)/.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+      const limit = (await scrape(`${server.url}/metrics`)).get('admission_limit');
       expect(limit).to.equal(ready.admissionLimit);
-      expect(limit).to.be.within(2, 32);
+      expect(limit).to.be.at.least(2);
       expect((await postForm(`${server.url}/predict/image`, { image_file: image })).status).to.equal(200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('counts a v2 batch as its number of images, in the same queue as single images', async () => {
+    const { resnet50 } = await testModels();
+    const server = await startTestServer({ MODEL_URI: resnet50, MAX_IN_FLIGHT: '4' });
+    try {
+      const batch = v2Batch(6);
+      const big = fetch(`${server.url}/v2/models/resnet50/infer`, { method: 'POST', body: batch.body, headers: batch.headers });
+      await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('inference_running_images') === 6);
+      const refused = await postForm(`${server.url}/predict/image`, { image_file: image });
+      expect(refused.status).to.equal(503);
+      expect((refused.body as { error: string }).error).to.match(/holds 6 images, its MAX_IN_FLIGHT limit is 4/);
+      expect((await big).status).to.equal(200);
+      const metrics = await scrape(`${server.url}/metrics`);
+      expect(metrics.get('inference_batch_size_sum')).to.equal(6);
+      expect(metrics.get('requests_rejected_total{reason="max_in_flight"}')).to.equal(1);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('drops a queued request whose client went away instead of running it', async () => {
+    const { resnet50 } = await testModels();
+    const server = await startTestServer({ MODEL_URI: resnet50 });
+    try {
+      const batch = v2Batch(16);
+      const big = fetch(`${server.url}/v2/models/resnet50/infer`, { method: 'POST', body: batch.body, headers: batch.headers });
+      await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('inference_running_images') === 16);
+      const gone = Array.from({ length: 4 }, () => {
+        const controller = new AbortController();
+        const sent = fetch(`${server.url}/predict/image`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg' }, signal: controller.signal }).catch(() => 'aborted');
+        return { controller, sent };
+      });
+      await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('inference_queue_depth') === 4);
+      for (const g of gone) g.controller.abort();
+      expect(await Promise.all(gone.map((g) => g.sent))).to.deep.equal(Array(4).fill('aborted'));
+      expect((await big).status).to.equal(200);
+      await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('inference_queue_depth') === 0);
+      expect((await postForm(`${server.url}/predict/image`, { image_file: image })).status).to.equal(200);
+      // The batch and the last request ran; the four abandoned ones never did.
+      expect((await scrape(`${server.url}/metrics`)).get('inference_batch_size_sum')).to.equal(17);
     } finally {
       await server.stop();
     }
@@ -179,7 +296,7 @@ describe('server lifecycle and load', function () {
       const order: string[] = [];
       const infer = fetch(`${server.url}/v2/models/resnet50/infer`, { method: 'POST', body: Buffer.concat([json, Buffer.from(batch.buffer)]), headers: { 'inference-header-content-length': String(json.length) } })
         .then((r) => order.push(`infer:${r.status}`));
-      await waitUntil(async () => /inference_queue_depth 0/.test(await (await fetch(`${server.url}/metrics`)).text()) && server.serving.admission.inFlight === 1);
+      await waitUntil(async () => /inference_queue_depth 0/.test(await (await fetch(`${server.url}/metrics`)).text()) && server.inFlight === 1);
       await fetch(`${server.url}/v2/health/live`).then((r) => order.push(`live:${r.status}`));
       await infer;
       expect(order).to.deep.equal(['live:200', 'infer:200']);

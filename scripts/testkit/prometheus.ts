@@ -7,7 +7,8 @@ export function parsePrometheus(text: string): Map<string, number> {
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const i = line.lastIndexOf(' ');
-    samples.set(line.slice(0, i), Number(line.slice(i + 1)));
+    const value = line.slice(i + 1);
+    samples.set(line.slice(0, i), value === '+Inf' ? Infinity : value === '-Inf' ? -Infinity : Number(value));
   }
   return samples;
 }

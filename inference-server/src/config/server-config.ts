@@ -28,9 +28,16 @@ export interface ServerConfig {
   maxInputPixels: number;
   /** Largest v2 infer request body (JSON or binary tensors). */
   maxTensorBytes: number;
-  maxInFlight: number;
-  /** Expected wait for the model past which requests are refused at once; 'auto' sizes it from the model, 0 turns it off. */
+  /** Opt-in cap on images queued or running; unset, only the memory bound (maxQueueBytes) applies. */
+  maxInFlight: number | undefined;
+  /** SLO mode: the accepted wait for the model, past which requests are refused at once; 'auto' sizes it from the model, 0 (the default) is off. */
   maxQueueMs: number | 'auto';
+  /** The memory bound on what requests in progress hold; 'auto' sizes it from the container's memory limit once the model is loaded. */
+  maxQueueBytes: number | 'auto';
+  /** An upload that sends nothing for this long is answered 408. */
+  uploadIdleTimeoutMs: number;
+  /** An upload slower than this on average (once it is older than uploadIdleTimeoutMs) is answered 408. */
+  uploadMinBytesPerSecond: number;
   /** Dynamic batching (dynamic-batch models only): largest batch; 1 turns it off. */
   maxBatchSize: number;
   /** How long a lone image may wait for batch-mates while the session is idle (0: batch only what queued while busy). */
@@ -61,13 +68,30 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   return n;
 }
 
-/** MAX_QUEUE_MS: `auto` (the default), 0 (off) or a number of milliseconds. */
+/** MAX_QUEUE_MS: 0 (off, the default), `auto` or a number of milliseconds. */
 function queueBudget(env: NodeJS.ProcessEnv): number | 'auto' {
   const raw = env.MAX_QUEUE_MS?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return 0;
+  if (raw === 'auto') return 'auto';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 600_000) throw new Error(`MAX_QUEUE_MS=${env.MAX_QUEUE_MS}: expected 0 (off), auto or milliseconds up to 600000`);
+  return n;
+}
+
+/** MAX_QUEUE_BYTES: `auto` (the default) or a number of bytes, at least 1 MiB. */
+function queueBytes(env: NodeJS.ProcessEnv): number | 'auto' {
+  const raw = env.MAX_QUEUE_BYTES?.trim().toLowerCase();
   if (raw === undefined || raw === '' || raw === 'auto') return 'auto';
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 600_000) throw new Error(`MAX_QUEUE_MS=${env.MAX_QUEUE_MS}: expected auto, 0 (off) or milliseconds up to 600000`);
+  if (!Number.isInteger(n) || n < MiB) throw new Error(`MAX_QUEUE_BYTES=${env.MAX_QUEUE_BYTES}: expected auto or a number of bytes, at least ${MiB}`);
   return n;
+}
+
+/** MAX_IN_FLIGHT: unset (no count cap) or a whole number of images, at least 1. */
+function optionalCap(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env.MAX_IN_FLIGHT?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  return int(env, 'MAX_IN_FLIGHT', 1, 1);
 }
 
 function size(env: NodeJS.ProcessEnv): { width: number; height: number } | undefined {
@@ -124,13 +148,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
     maxUploadBytes: attempt(() => int(env, 'MAX_UPLOAD_BYTES', 20 * MiB, 1024), 20 * MiB),
     maxInputPixels: attempt(() => int(env, 'MAX_INPUT_PIXELS', 40_000_000, 1), 40_000_000),
     maxTensorBytes: attempt(() => int(env, 'MAX_TENSOR_BYTES', 64 * MiB, 1024), 64 * MiB),
-    // Enough to keep decoding and inference busy and to absorb bursts (about a second of queue for a
-    // ResNet-50 on 2 CPUs); past it, waiting longer helps nobody, so the server refuses.
-    maxInFlight: attempt(() => int(env, 'MAX_IN_FLIGHT', Math.max(32, 16 * cpus), 1), 32),
-    maxQueueMs: attempt(() => queueBudget(env), 'auto'),
+    maxInFlight: attempt(() => optionalCap(env), undefined),
+    maxQueueMs: attempt(() => queueBudget(env), 0),
+    maxQueueBytes: attempt(() => queueBytes(env), 'auto'),
+    uploadIdleTimeoutMs: attempt(() => int(env, 'UPLOAD_IDLE_TIMEOUT_MS', 5_000, 100, 600_000), 5_000),
+    uploadMinBytesPerSecond: attempt(() => int(env, 'UPLOAD_MIN_BYTES_PER_SECOND', 1024, 0), 1024),
     maxBatchSize: attempt(() => int(env, 'MAX_BATCH_SIZE', 8, 1, 256), 8),
     maxQueueDelayMs: attempt(() => int(env, 'MAX_QUEUE_DELAY_MS', 0, 0, 1000), 0),
-    requestDeadlineMs: attempt(() => int(env, 'REQUEST_DEADLINE_MS', 30_000, 1), 30_000),
+    // Generous: a queue of several hundred requests on a slow pod is still answered; clients that give up first are dropped from the queue.
+    requestDeadlineMs: attempt(() => int(env, 'REQUEST_DEADLINE_MS', 60_000, 1), 60_000),
     decodeConcurrency: attempt(() => int(env, 'DECODE_CONCURRENCY', Math.max(1, cpus), 1, 256), cpus),
     sessions,
     threads,

@@ -1,6 +1,5 @@
-import type { Readable } from 'node:stream';
-import sharp, { type FitEnum, type Sharp } from 'sharp';
-import { ApiError, badRequest, payloadTooLarge, unsupportedMedia } from '../errors.js';
+import sharp, { type FitEnum } from 'sharp';
+import { ServingError, invalidImage, tooLarge, unsupportedMedia } from '../errors.js';
 import type { ResizeMode, Triple } from '../config/preprocessing.js';
 
 /** Formats we decode; SVG/PDF and friends are refused (they can fetch, execute or explode). */
@@ -34,38 +33,26 @@ const FIT: Record<ResizeMode, keyof FitEnum> = {
 
 /** Maps libvips' messages about broken input onto client errors; anything else stays a server error. */
 function classifySharpError(err: unknown, maxPixels: number): Error {
-  if (err instanceof ApiError) return err;
+  if (err instanceof ServingError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if (/unsupported image format/i.test(message)) {
     return unsupportedMedia('image_file is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF)');
   }
-  if (/pixel limit/i.test(message)) return payloadTooLarge(`image has more pixels than the limit of ${maxPixels}`);
+  if (/pixel limit/i.test(message)) return tooLarge(`image has more pixels than the limit of ${maxPixels}`);
   if (/vips|read error|premature|corrupt|invalid|truncated|bad |not a known file format|decode/i.test(message)) {
-    return badRequest(`image could not be decoded (corrupt or truncated): ${message.split('\n')[0]}`);
+    return invalidImage(`image could not be decoded (corrupt or truncated): ${message.split('\n')[0]}`);
   }
   return err instanceof Error ? err : new Error(message);
 }
 
 /**
- * Decodes an encoded image (streamed or buffered) into the model's RGB pixels in
- * one sharp pipeline on libvips' thread pool: header check (format, pixel count,
- * before any pixel is decoded), EXIF orientation, alpha flattened, any colour
- * space or bit depth to 8-bit sRGB, then resized per the mode.
+ * Decodes an encoded image into the model's RGB pixels in one sharp pipeline
+ * on libvips' thread pool: header check (format, pixel count, before any pixel
+ * is decoded), EXIF orientation, alpha flattened, any colour space or bit
+ * depth to 8-bit sRGB, then resized per the mode.
  */
-/**
- * A sharp instance fed by `stream`: libvips reads the upload as it arrives while
- * the rest of the form is parsed. Pass it to decodeImage once the form is complete.
- */
-export function imageSink(stream: Readable, maxPixels: number): Sharp {
-  const sink = sharp({ limitInputPixels: maxPixels, pages: 1, failOn: 'error' });
-  stream.on('error', (err) => sink.destroy(err));
-  // A broken upload fails the form and the sink is never decoded; its echo of the error must not go uncaught.
-  sink.on('error', () => undefined);
-  return stream.pipe(sink);
-}
-
-export async function decodeImage(input: Sharp | Buffer, req: DecodeRequest): Promise<DecodedImage> {
-  const image = Buffer.isBuffer(input) ? sharp(input, { limitInputPixels: req.maxPixels, pages: 1, failOn: 'error' }) : input;
+export async function decodeImage(input: Buffer, req: DecodeRequest): Promise<DecodedImage> {
+  const image = sharp(input, { limitInputPixels: req.maxPixels, pages: 1, failOn: 'error' });
   try {
     const meta = await image.metadata();
     const format = meta.format === 'heif' && meta.compression === 'av1' ? 'avif' : meta.format;
@@ -74,16 +61,16 @@ export async function decodeImage(input: Sharp | Buffer, req: DecodeRequest): Pr
     }
     const width = meta.width ?? 0;
     const height = meta.height ?? 0;
-    if (width <= 0 || height <= 0) throw badRequest('image has no dimensions');
+    if (width <= 0 || height <= 0) throw invalidImage('image has no dimensions');
     if (width * height > req.maxPixels) {
-      throw payloadTooLarge(`image is ${width}×${height} = ${width * height} pixels; the limit is ${req.maxPixels}`);
+      throw tooLarge(`image is ${width}×${height} = ${width * height} pixels; the limit is ${req.maxPixels}`);
     }
     // Orientations 5–8 swap the axes, and the seed's with_resize=False check is about the upright image.
     const swapped = (meta.orientation ?? 1) >= 5;
     const uprightW = swapped ? height : width;
     const uprightH = swapped ? width : height;
     if (!req.resize && (uprightW !== req.width || uprightH !== req.height)) {
-      throw badRequest(
+      throw invalidImage(
         `with_resize=False needs an image of exactly ${req.width}×${req.height}, got ${uprightW}×${uprightH}; send with_resize=True to let the server resize it`,
       );
     }

@@ -135,6 +135,11 @@ export function pixelTransform(signature: Pick<ModelSignature, 'dtype' | 'layout
 /** Elements in one image's slice of the input tensor. */
 export const imageElements = (s: Pick<ModelSignature, 'height' | 'width'>) => s.height * s.width * 3;
 
+/** The input tensor's dims for `count` images, in the model's layout. */
+export function batchShape(s: Pick<ModelSignature, 'layout' | 'height' | 'width'>, count: number): number[] {
+  return s.layout === 'NCHW' ? [count, 3, s.height, s.width] : [count, s.height, s.width, 3];
+}
+
 /**
  * Writes one decoded HWC RGB image into slot `index` of a batch tensor in a single
  * pass: channel order, layout and normalization applied together.

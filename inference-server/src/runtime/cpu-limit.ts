@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
  */
 export type ReadFile = (path: string) => string | undefined;
 
-const readIfExists: ReadFile = (path) => {
+export const readIfExists: ReadFile = (path) => {
   try {
     return readFileSync(path, 'utf8');
   } catch {

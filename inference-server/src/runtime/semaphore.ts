@@ -37,30 +37,3 @@ export class Semaphore {
     }
   }
 }
-
-/**
- * Admission control: a hard cap on requests in progress. Past it we refuse at once
- * (503 + Retry-After) instead of queueing without end, so overload sheds fast.
- */
-export class Admission {
-  private count = 0;
-
-  constructor(readonly limit: number) {}
-
-  get inFlight(): number {
-    return this.count;
-  }
-
-  /** A release function when admitted, undefined when full (at `limit`, which a caller may lower below the hard cap). */
-  tryEnter(limit = this.limit): (() => void) | undefined {
-    if (this.count >= Math.min(limit, this.limit)) return undefined;
-    this.count++;
-    let released = false;
-    return () => {
-      if (!released) {
-        released = true;
-        this.count--;
-      }
-    };
-  }
-}

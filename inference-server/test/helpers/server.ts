@@ -36,7 +36,8 @@ export async function startTestServer(env: NodeJS.ProcessEnv, { waitReady = true
   const running = await startServer(config, logs.logger, { name: 'test', version: '0.0.0' });
   if (waitReady) await running.modelReady;
   else running.modelReady.catch(() => undefined);
-  return { ...running, config, logs, stop: () => running.shutdown('test done') };
+  // Onto the running server itself, so its getters (inFlight) stay live.
+  return Object.assign(running, { config, logs, stop: () => running.shutdown('test done') });
 }
 
 /** POSTs a multipart form built from the given fields (a Buffer becomes the image_file upload). */

@@ -32,13 +32,24 @@ describe('preprocessing options in the environment', () => {
 describe('server configuration', () => {
   it('has documented defaults', () => {
     const c = loadConfig({}, 2);
-    expect(c).to.include({ port: 8080, host: '0.0.0.0', sessions: 1, threads: 2, decodeConcurrency: 2, maxInFlight: 32, maxQueueMs: 'auto', modelName: 'efficientnet-lite0' });
+    expect(c).to.include({ port: 8080, host: '0.0.0.0', sessions: 1, threads: 2, decodeConcurrency: 2, maxInFlight: undefined, maxQueueMs: 0, maxQueueBytes: 'auto', modelName: 'efficientnet-lite0' });
+    // Queue, do not shed: the only refusals by default are the memory bound, the deadline and slow uploads.
+    expect(c).to.include({ requestDeadlineMs: 60_000, uploadIdleTimeoutMs: 5_000, uploadMinBytesPerSecond: 1024 });
     expect(c.modelUri).to.match(/inference-server\/models\/efficientnet-lite0\/model\.onnx$/);
   });
 
   it('sizes threads from the CPUs it is given and honours overrides', () => {
-    expect(loadConfig({}, 16).maxInFlight).to.equal(256);
-    expect(loadConfig({ INTRA_OP_THREADS: '3', PORT: '0' }, 16)).to.include({ threads: 3, port: 0, maxInFlight: 256 });
+    expect(loadConfig({}, 16)).to.include({ threads: 16, decodeConcurrency: 16 });
+    expect(loadConfig({ INTRA_OP_THREADS: '3', PORT: '0' }, 16)).to.include({ threads: 3, port: 0 });
+  });
+
+  it('takes the opt-in bounds: MAX_IN_FLIGHT (images), MAX_QUEUE_BYTES (auto or bytes)', () => {
+    expect(loadConfig({ MAX_IN_FLIGHT: '64' }, 2).maxInFlight).to.equal(64);
+    expect(() => loadConfig({ MAX_IN_FLIGHT: '0' }, 2)).to.throw(/MAX_IN_FLIGHT=0/);
+    expect(loadConfig({ MAX_QUEUE_BYTES: String(256 * 2 ** 20) }, 2).maxQueueBytes).to.equal(256 * 2 ** 20);
+    expect(loadConfig({ MAX_QUEUE_BYTES: 'auto' }, 2).maxQueueBytes).to.equal('auto');
+    expect(() => loadConfig({ MAX_QUEUE_BYTES: '1000' }, 2)).to.throw(/MAX_QUEUE_BYTES=1000: expected auto or a number of bytes, at least 1048576/);
+    expect(() => loadConfig({ UPLOAD_IDLE_TIMEOUT_MS: '10' }, 2)).to.throw(/UPLOAD_IDLE_TIMEOUT_MS=10/);
   });
 
   it('shares the CPUs out between sessions, at least one thread each', () => {
@@ -49,11 +60,11 @@ describe('server configuration', () => {
     expect(() => loadConfig({ SESSIONS: '0' }, 2)).to.throw(/SESSIONS=0/);
   });
 
-  it('takes MAX_QUEUE_MS as auto, 0 (off) or milliseconds', () => {
+  it('takes MAX_QUEUE_MS as 0 (off), auto or milliseconds', () => {
     expect(loadConfig({ MAX_QUEUE_MS: 'auto' }, 2).maxQueueMs).to.equal('auto');
     expect(loadConfig({ MAX_QUEUE_MS: '0' }, 2).maxQueueMs).to.equal(0);
     expect(loadConfig({ MAX_QUEUE_MS: '250' }, 2).maxQueueMs).to.equal(250);
-    expect(() => loadConfig({ MAX_QUEUE_MS: 'soon' }, 2)).to.throw(/MAX_QUEUE_MS=soon: expected auto, 0 \(off\) or milliseconds/);
+    expect(() => loadConfig({ MAX_QUEUE_MS: 'soon' }, 2)).to.throw(/MAX_QUEUE_MS=soon: expected 0 \(off\), auto or milliseconds/);
     expect(() => loadConfig({ MAX_QUEUE_MS: '-5' }, 2)).to.throw(/MAX_QUEUE_MS=-5/);
   });
 

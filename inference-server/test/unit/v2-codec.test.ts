@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { ApiError } from '../../src/errors.js';
+import { toHttpError } from '../../src/http/errors.js';
 import { decodeInputs, encodeInferResponse, parseInferRequest, splitBody, wantsBinary } from '../../src/http/v2-codec.js';
 
 const status = (fn: () => unknown): number => {
   try {
     fn();
   } catch (err) {
-    return err instanceof ApiError ? err.status : -1;
+    return toHttpError(err).status;
   }
   return 0;
 };
