@@ -48,17 +48,17 @@ export interface BatchingSpec {
   maxQueueDelayMs?: number;
 }
 
-/** Admission control in the inference server: how many requests each pod takes on before refusing with 503. */
+/**
+ * Admission control in the inference server. Unset, every request queues (FIFO) and is answered
+ * up to the memory bound; these fields opt into refusing earlier.
+ */
 export interface AdmissionSpec {
-  /**
-   * Hard cap on requests in progress in each pod (a memory bound), 1-10000; past it new
-   * requests get 503 + Retry-After. Server default: max(32, 16 × CPUs).
-   */
+  /** Opt-in cap on images queued or running in each pod, 1-10000 (a v2 request of N images counts N); past it, 503 + Retry-After. */
   maxInFlight?: number;
   /**
-   * Queue budget in milliseconds (0-600000): each pod admits only as many requests as can
-   * start their inference within it at the measured speed and refuses the rest at once.
-   * 0 turns it off (maxInFlight alone); unset, the server's auto budget applies.
+   * SLO mode: a queue budget in milliseconds (0-600000). Each pod holds only as many images as
+   * can start their inference within it at the measured speed and refuses the rest at once.
+   * Unset or 0: off, requests queue.
    */
   maxQueueMs?: number;
 }
