@@ -35,7 +35,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureModels } from '../scripts/models/generate.js';
@@ -91,6 +91,8 @@ interface Running {
   url: string;
   pid: number;
   stop: () => Promise<void>;
+  /** Where a peer's output went (kept when something went wrong). */
+  log?: string;
 }
 
 interface ServerSpec {
@@ -138,7 +140,7 @@ async function startPeer(id: string, argv: string[], env: Record<string, string>
   child.on('error', (err) => {
     exited = err.message;
   });
-  const running: Running = { url, pid: child.pid!, stop: () => stopTree(child, exit) };
+  const running: Running = { url, pid: child.pid!, stop: () => stopTree(child, exit), log };
   const deadline = performance.now() + START_TIMEOUT_MS;
   for (;;) {
     const status = await post(url + probe.path, probe.payload).then((r) => r.status, () => 0);
@@ -302,6 +304,8 @@ interface ServerResult {
   peakMemory?: TreeMemory;
   loads: Measured[];
   error?: string;
+  /** The server's output, kept when it failed. */
+  log?: string;
 }
 
 async function measureServer(spec: ServerSpec): Promise<ServerResult> {
@@ -398,6 +402,8 @@ async function measureServer(spec: ServerSpec): Promise<ServerResult> {
   } finally {
     result.peakMemory = memory.stop();
     await server.stop();
+    if (server.log && result.error) result.log = server.log;
+    else if (server.log) await rm(server.log, { force: true });
   }
   return result;
 }
@@ -443,6 +449,8 @@ function markdown(results: ServerResult[], limit: Limit | null): string {
     }
   }
   out.push('');
+  const samples = results.filter((r) => r.sampleBody).map((r) => `${r.id} \`${r.sampleBody}\``);
+  if (samples.length > 0) out.push(`Sample answers (with_post_process=True): ${samples.join('; ')}.`, '');
   for (const line of ratioLines(results, limit)) out.push(`- ${line}`);
   const problems = results.filter((r) => r.error).map((r) => `${r.label}: ${r.error!.split('\n')[0]}`);
   const notIdle = results.flatMap((r) => r.loads.filter((l) => !l.idleBefore).map((l) => `${r.label} was not idle before ${l.load}`));
