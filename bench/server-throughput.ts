@@ -20,22 +20,20 @@
  * BENCH_SECONDS (default 8) sets each server measurement's length,
  * BENCH_RAW_SECONDS (default BENCH_SECONDS/2) each raw-pipeline point's,
  * BENCH_LOCUST_SECONDS (default 15) the Locust run's; BENCH_SKIP_LOCUST=1 skips it.
+ * BENCH_SERVER_MAIN points it at another build's main.js. What it shares with
+ * bench/serving-core.ts (server start, autocannon, Locust, /proc) is in bench/harness.ts.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import { writeFile } from 'node:fs/promises';
 import { ensureModels } from '../scripts/models/generate.js';
 import { DEFAULT_MODEL_PATH } from '../inference-server/src/config/server-config.js';
 import { effectiveCpus } from '../inference-server/src/runtime/cpu-limit.js';
 import { scrape } from '../scripts/testkit/prometheus.js';
 import { writeChart } from './chart.js';
+import { closedLoop, multipart, ROOT, runLocust, sleep, startServer, type LoadPoint, type LocustResult, type Payload, type Server } from './harness.js';
 import { describeMachine, peakRssMiB, type Machine } from './machine.js';
-import { rawPipeline, seedImage, SEED_IMAGE_PATH, type RawPoint, type RawResult } from './pipeline.js';
+import { rawPipeline, seedImage, type RawPoint, type RawResult } from './pipeline.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const RAW_SECONDS = Number(process.env.BENCH_RAW_SECONDS ?? Math.max(2, SECONDS / 2));
@@ -48,78 +46,8 @@ const BATCH_ON = 8;
 const OVERLOAD_FACTOR = 4;
 /** Connections the open-loop client may open: 4 × the default MAX_IN_FLIGHT, so the client never throttles itself. */
 const OPEN_LOOP_SOCKETS = 128;
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = join(ROOT, 'bench/results/server-throughput.json');
 const CHART = join(ROOT, 'bench/results/throughput.svg');
-
-// ---------------------------------------------------------------- request
-
-interface Payload {
-  body: Buffer;
-  contentType: string;
-}
-
-/** The seed's request: multipart image_file, with_resize=False, with_post_process=True. */
-function multipart(image: Buffer): Payload {
-  const boundary = 'benchboundary7MA4YWxkTrZu0gW';
-  const field = (name: string, value: string) => `\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
-  const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="seed-224.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
-    image,
-    Buffer.from(`${field('with_resize', 'False')}${field('with_post_process', 'True')}\r\n--${boundary}--\r\n`),
-  ]);
-  return { body, contentType: `multipart/form-data; boundary=${boundary}` };
-}
-
-// ---------------------------------------------------------------- server
-
-interface Server {
-  url: string;
-  pid: number;
-  stop: () => Promise<void>;
-}
-
-/** Variables the bench sets itself; inherited values would make runs incomparable. */
-const SERVER_KNOBS = ['MAX_BATCH_SIZE', 'MAX_IN_FLIGHT', 'MAX_QUEUE_MS', 'MAX_QUEUE_DELAY_MS', 'REQUEST_DEADLINE_MS', 'SESSIONS', 'INTRA_OP_THREADS', 'DECODE_CONCURRENCY', 'LOG_LEVEL'];
-
-/** The server as users run it (access log included), on a free port, with `knobs` on top of its defaults. */
-async function startServer(modelPath: string, knobs: Record<string, string>): Promise<Server> {
-  const main = fileURLToPath(new URL('../inference-server/src/main.js', import.meta.url));
-  const env: NodeJS.ProcessEnv = { ...process.env, MODEL_URI: modelPath, PORT: '0', HOST: '127.0.0.1' };
-  for (const k of SERVER_KNOBS) delete env[k];
-  Object.assign(env, knobs);
-  const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let pending = '';
-    let found = false;
-    // Keep reading (and dropping) the access log after 'listening', or the server would block on a full pipe.
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (found) return;
-      pending += chunk.toString('utf8');
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'listening' && entry.url) {
-          found = true;
-          resolve(entry.url);
-        }
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  while ((await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0)) !== 200) await sleep(100);
-  return {
-    url,
-    pid: child.pid!,
-    stop: () => new Promise((resolve) => {
-      child.on('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
-  };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A server metric's value (one without labels) from /metrics. */
 async function metric(server: Server, name: string): Promise<number> {
@@ -140,73 +68,6 @@ async function waitIdle(server: Server): Promise<void> {
     await sleep(50);
   }
   await sleep(250);
-}
-
-// ---------------------------------------------------------------- closed loop: autocannon
-
-interface LoadPoint {
-  connections: number;
-  seconds: number;
-  /** Answered (2xx) requests per second: a fast 503 is not throughput. */
-  requestsPerSecond: number;
-  /** Of 2xx responses (autocannon records only those by default). */
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  ok: number;
-  non2xx: number;
-  /** Socket errors and timeouts. */
-  errors: number;
-  /** (non-2xx + errors) / all. */
-  errorRate: number;
-  /** CPU the server process used, in % of one core (200 % = both of 2 cores busy). */
-  serverCpuPercent: number | null;
-  /** CPU the load generator (this process) used, in % of one core. */
-  clientCpuPercent: number;
-}
-
-/** User + system CPU seconds a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
-}
-/** USER_HZ: 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS = 100;
-
-async function closedLoop(server: Server, connections: number, payload: Payload, seconds: number): Promise<LoadPoint> {
-  const serverBefore = cpuSeconds(server.pid);
-  const clientBefore = process.cpuUsage();
-  const r = await autocannon({
-    url: `${server.url}/predict/image`,
-    method: 'POST',
-    connections,
-    duration: seconds,
-    timeout: 60,
-    body: payload.body,
-    headers: { 'content-type': payload.contentType },
-  });
-  const client = process.cpuUsage(clientBefore);
-  const serverAfter = cpuSeconds(server.pid);
-  const ok = r['2xx'] ?? 0;
-  const failed = r.non2xx + r.errors;
-  return {
-    connections,
-    seconds: r.duration,
-    requestsPerSecond: ok / r.duration,
-    p50Ms: r.latency.p50,
-    p90Ms: r.latency.p90,
-    p99Ms: r.latency.p99,
-    ok,
-    non2xx: r.non2xx,
-    errors: r.errors,
-    errorRate: ok + failed > 0 ? failed / (ok + failed) : 0,
-    serverCpuPercent: serverBefore === null || serverAfter === null ? null : Math.round((100 * (serverAfter - serverBefore)) / r.duration),
-    clientCpuPercent: Math.round((client.user + client.system) / 1e4 / r.duration),
-  };
 }
 
 // ---------------------------------------------------------------- open loop: own client
@@ -315,45 +176,10 @@ async function openLoop(url: string, rate: number, seconds: number, maxSockets: 
 
 // ---------------------------------------------------------------- Locust
 
-interface LocustResult {
-  users: number;
-  seconds: number;
-  requests: number;
-  failures: number;
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  command: string;
-}
-
-/** Runs bench/locustfile.py headless against `url` (its venv built by bench/locust-venv.sh). */
-async function runLocust(url: string): Promise<LocustResult | { skipped: string }> {
-  if (process.env.BENCH_SKIP_LOCUST === '1') return { skipped: 'BENCH_SKIP_LOCUST=1' };
-  const venv = spawnSync('bash', [join(ROOT, 'bench/locust-venv.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const python = venv.stdout?.trim().split('\n').pop();
-  if (venv.status !== 0 || !python) return { skipped: `bench/locust-venv.sh failed (exit ${venv.status})` };
-  const prefix = join(tmpdir(), `bench-locust-${process.pid}`);
-  const args = ['-f', 'bench/locustfile.py', '--headless', '-u', String(LOCUST_USERS), '-r', String(LOCUST_USERS), '-t', `${LOCUST_SECONDS}s`, '--host', url, '--csv', prefix, '--only-summary', '--loglevel', 'WARNING'];
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(python, ['-m', 'locust', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOCUST_IMAGE: SEED_IMAGE_PATH } });
-    child.on('exit', (c) => resolve(c));
-  });
-  const csvPath = `${prefix}_stats.csv`;
-  if (!existsSync(csvPath)) return { skipped: `locust exited with ${code} and wrote no stats` };
-  const [header, ...rows] = (await readFile(csvPath, 'utf8')).trim().split('\n').map((l) => l.split(','));
-  const aggregated = rows.find((r) => r[1] === 'Aggregated')!;
-  const col = (name: string) => Number(aggregated[header!.indexOf(name)]);
-  for (const suffix of ['_stats.csv', '_stats_history.csv', '_failures.csv', '_exceptions.csv']) await rm(`${prefix}${suffix}`, { force: true });
-  return {
-    users: LOCUST_USERS,
-    seconds: LOCUST_SECONDS,
-    requests: col('Request Count'),
-    failures: col('Failure Count'),
-    requestsPerSecond: col('Requests/s'),
-    p50Ms: col('50%'),
-    p99Ms: col('99%'),
-    command: `locust ${args.join(' ').replace(prefix, 'PREFIX')}`,
-  };
+/** bench/locustfile.py as README shows it: LOCUST_USERS users without think time, honouring Retry-After. */
+function seedLocust(url: string): Promise<LocustResult | { skipped: string }> {
+  if (process.env.BENCH_SKIP_LOCUST === '1') return Promise.resolve({ skipped: 'BENCH_SKIP_LOCUST=1' });
+  return runLocust(url, { users: LOCUST_USERS, spawnRate: LOCUST_USERS, seconds: LOCUST_SECONDS });
 }
 
 // ---------------------------------------------------------------- one model
@@ -461,7 +287,7 @@ async function openLoopConfig(path: string, config: { label: string; env: Record
     if (withLocust) {
       await waitIdle(server);
       process.stderr.write(`${label}: locust, ${LOCUST_USERS} users for ${LOCUST_SECONDS}s...\n`);
-      locust = await runLocust(server.url);
+      locust = await seedLocust(server.url);
     }
     return { run: { label: config.label, env: config.env, singleRequestMs: single.p50Ms, admissionLimit, at80, overload }, ...(locust ? { locust } : {}) };
   } finally {

@@ -56,6 +56,16 @@ const ARTIFACTS = {
       return bytes;
     },
   },
+  /** The same network and weights in the seed's Keras layout (image_input NHWC 0–255, preprocessing in the graph, softmax). */
+  resnet50Keras: {
+    file: 'resnet50-keras.onnx',
+    make: (log: Log) => {
+      const t0 = performance.now();
+      const bytes = encodeModel(resnet50Model({ seed: RESNET50_SEED, dynamicBatch: true, keras: true }));
+      log(`resnet50Keras: ${(bytes.length / 1e6).toFixed(1)} MB, generated in ${Math.round(performance.now() - t0)} ms`);
+      return bytes;
+    },
+  },
 } satisfies Record<string, { file: string; make: (log: Log) => Uint8Array }>;
 
 export type ModelName = keyof typeof ARTIFACTS;

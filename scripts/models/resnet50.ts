@@ -12,6 +12,15 @@ export interface ResNet50Options {
   seed?: number;
   /** Batch dim symbolic "batch" (true, default) or fixed 1. */
   dynamicBatch?: boolean;
+  /**
+   * The layout of the seed's Keras ResNet-50 export (false, default: PyTorch's).
+   * true: input `image_input` [batch, 224, 224, 3] float32 holding raw 0–255
+   * RGB pixels, the preprocessing inside the graph (a Transpose to NCHW, then
+   * ImageNet mean/std as a Sub and a Mul), the same network with the same
+   * weights, and a Softmax: output `predictions` [batch, 1000] probabilities.
+   * So it computes softmax(the default model's logits on the normalized image).
+   */
+  keras?: boolean;
 }
 
 /** mulberry32: tiny, fast, good-enough 32-bit PRNG; returns floats in [0,1). */
@@ -35,6 +44,9 @@ const STAGES: ReadonlyArray<readonly [number, number, number]> = [
 ];
 const EXPANSION = 4;
 const NUM_CLASSES = 1000;
+/** ImageNet mean and std of RGB pixels in 0–1, as torchvision normalizes. */
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
 
 class GraphBuilder {
   readonly nodes: NodeProto[] = [];
@@ -102,10 +114,27 @@ class GraphBuilder {
 export function resnet50Model(opts: ResNet50Options = {}): ModelProto {
   const seed = opts.seed ?? 50;
   const batch = (opts.dynamicBatch ?? true) ? 'batch' : 1;
+  const keras = opts.keras ?? false;
   const g = new GraphBuilder(seed);
 
+  let input = 'input';
+  if (keras) {
+    // NHWC 0–255 → NCHW → (x/255 − mean) / std, as one Sub and one Mul per channel.
+    // Constants, not drawn from the PRNG: the weights stay those of the default model.
+    g.initializers.push(
+      floatTensor('preprocess.mean', [1, 3, 1, 1], IMAGENET_MEAN.map((m) => 255 * m)),
+      floatTensor('preprocess.scale', [1, 3, 1, 1], IMAGENET_STD.map((s) => 1 / (255 * s))),
+    );
+    g.nodes.push(
+      node('Transpose', ['image_input'], ['preprocess.nchw'], { perm: [0, 3, 1, 2] }),
+      node('Sub', ['preprocess.nchw', 'preprocess.mean'], ['preprocess.centered']),
+      node('Mul', ['preprocess.centered', 'preprocess.scale'], ['preprocess.out']),
+    );
+    input = 'preprocess.out';
+  }
+
   // Stem: 7x7/2 conv → 3x3/2 max pool (224 → 112 → 56).
-  let x = g.conv('conv1', 'input', 3, 64, 7, 2, true);
+  let x = g.conv('conv1', input, 3, 64, 7, 2, true);
   g.nodes.push(node('MaxPool', [x], ['maxpool'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }));
   x = 'maxpool';
 
@@ -120,13 +149,16 @@ export function resnet50Model(opts: ResNet50Options = {}): ModelProto {
   // Head: global average pool → [N,2048] → FC 2048→1000.
   g.nodes.push(node('GlobalAveragePool', [x], ['avgpool']), node('Flatten', ['avgpool'], ['flatten'], { axis: 1 }));
   g.fc('fc', 'flatten', cin, NUM_CLASSES, 'logits');
+  if (keras) g.nodes.push(node('Softmax', ['logits'], ['predictions'], { axis: 1 }));
 
   return buildModel({
-    graphName: 'resnet50_v1_random',
-    docString: `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}. Not a trained model.`,
+    graphName: keras ? 'resnet50_v1_random_keras' : 'resnet50_v1_random',
+    docString: keras
+      ? `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}, in the layout of a Keras export: NHWC 0–255 input, preprocessing in the graph, softmax output. Not a trained model.`
+      : `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}. Not a trained model.`,
     nodes: g.nodes,
-    inputs: [valueInfo('input', 'float32', [batch, 3, 224, 224])],
-    outputs: [valueInfo('logits', 'float32', [batch, NUM_CLASSES])],
+    inputs: [keras ? valueInfo('image_input', 'float32', [batch, 224, 224, 3]) : valueInfo('input', 'float32', [batch, 3, 224, 224])],
+    outputs: [valueInfo(keras ? 'predictions' : 'logits', 'float32', [batch, NUM_CLASSES])],
     initializers: g.initializers,
   });
 }

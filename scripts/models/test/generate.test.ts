@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { COLOR_LABELS, IMAGENET_MEAN, IMAGENET_STD, colorClassifier, type ColorClassifierOptions } from '../color-classifier.js';
 import { ensureModels, type ModelPaths } from '../generate.js';
-import { countParameters, decodeModel } from '../onnx-builder.js';
+import { countParameters, decodeModel, encodeModel } from '../onnx-builder.js';
+import { resnet50Model } from '../resnet50.js';
 
 type RGB = readonly [number, number, number];
 const RED: RGB = [200, 10, 20];
@@ -242,6 +243,50 @@ describe('generated models', function () {
         expect(Math.max(...data) - Math.min(...data)).to.be.greaterThan(1e-3);
       } finally {
         await session.release();
+      }
+    });
+
+    it('keras: image_input NHWC 0–255 in, the same weights, softmax of the default model out', async function () {
+      const plain = resnet50Model({ seed: 7, dynamicBatch: true });
+      const keras = resnet50Model({ seed: 7, dynamicBatch: true, keras: true });
+      // The network's weights are byte-identical; the Keras one only adds the preprocessing constants.
+      const weights = (m: typeof plain) => new Map((m.graph?.initializer ?? []).map((t) => [t.name!, Buffer.from(t.rawData!).toString('base64')]));
+      const kerasWeights = weights(keras);
+      for (const [name, data] of weights(plain)) expect(kerasWeights.get(name), name).to.equal(data);
+      expect([...kerasWeights.keys()].filter((k) => !weights(plain).has(k)).sort()).to.deep.equal(['preprocess.mean', 'preprocess.scale']);
+
+      const [a, b] = await Promise.all([plain, keras].map((m) => ort.InferenceSession.create(encodeModel(m))));
+      try {
+        expect(b!.inputNames).to.deep.equal(['image_input']);
+        expect(b!.outputNames).to.deep.equal(['predictions']);
+        const batch = 2;
+        const side = 224;
+        const plane = side * side;
+        const hwc = new Float32Array(batch * plane * 3);
+        for (let i = 0; i < hwc.length; i++) hwc[i] = Math.round(127.5 + 127.5 * Math.sin(i * 0.37));
+        // The same pixels as the default model wants them: NCHW, ImageNet mean/std.
+        const chw = new Float32Array(hwc.length);
+        for (let n = 0; n < batch; n++) {
+          for (let i = 0; i < plane; i++) {
+            for (let c = 0; c < 3; c++) chw[n * 3 * plane + c * plane + i] = (hwc[(n * plane + i) * 3 + c]! / 255 - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!;
+          }
+        }
+        const logits = (await a!.run({ input: new ort.Tensor('float32', chw, [batch, 3, side, side]) }))['logits']!.data as Float32Array;
+        const probs = (await b!.run({ image_input: new ort.Tensor('float32', hwc, [batch, side, side, 3]) }))['predictions']!;
+        expect(probs.dims).to.deep.equal([batch, 1000]);
+        const p = probs.data as Float32Array;
+        for (let n = 0; n < batch; n++) {
+          const row = logits.subarray(n * 1000, (n + 1) * 1000);
+          const max = Math.max(...row);
+          const exp = Array.from(row, (v) => Math.exp(v - max));
+          const sum = exp.reduce((x, y) => x + y, 0);
+          const pRow = p.subarray(n * 1000, (n + 1) * 1000);
+          expect(pRow.reduce((x, y) => x + y, 0)).to.be.closeTo(1, 1e-4);
+          const worst = Math.max(...exp.map((e, k) => Math.abs(pRow[k]! - e / sum)));
+          expect(worst, `row ${n}: largest difference from softmax(logits)`).to.be.below(1e-4);
+        }
+      } finally {
+        await Promise.all([a!.release(), b!.release()]);
       }
     });
   });
