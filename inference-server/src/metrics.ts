@@ -11,6 +11,7 @@ export interface MetricSources {
   admissionLimit: () => number;
   memoryReserved: () => number;
   memoryBound: () => number;
+  queueBudgetSeconds: () => number;
 }
 
 /**
@@ -47,6 +48,7 @@ export class Metrics {
     gauge('inference_queue_depth', 'Images waiting in the scheduler queue for a session', sources.queuedImages);
     gauge('inference_running_images', 'Images in a session.run now', sources.runningImages);
     gauge('admission_limit', 'Images that may be queued or running under the opt-in limits (MAX_IN_FLIGHT, MAX_QUEUE_MS); +Inf when none is set', sources.admissionLimit);
+    gauge('queue_budget_seconds', 'SLO mode: the queue budget in force (MAX_QUEUE_MS); 0 when off', sources.queueBudgetSeconds);
     gauge('memory_reserved_bytes', 'Bytes held by requests in progress (bodies, decoded images, tensors)', sources.memoryReserved);
     gauge('memory_bound_bytes', 'The most bytes requests may hold at once (MAX_QUEUE_BYTES); past it, 503', sources.memoryBound);
     this.rejected = new Counter({ name: 'requests_rejected_total', help: 'Requests refused before inference, by reason', labelNames: ['reason'], registers });

@@ -73,6 +73,7 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
     admissionLimit: () => dataPlane?.scheduler?.limit ?? Infinity,
     memoryReserved: () => dataPlane?.memory?.usedBytes ?? 0,
     memoryBound: () => dataPlane?.memory?.limitBytes ?? 0,
+    queueBudgetSeconds: () => (dataPlane?.queueBudget?.budgetMs ?? 0) / 1000,
   });
   const live = new DataPlane(config, metrics);
   dataPlane = live;

@@ -13,7 +13,7 @@ import { MemoryBudget } from '../src/runtime/memory-budget.js';
 import { BLUE, GREEN, RED, picture } from './helpers/images.js';
 
 const failure = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: unknown) => e as Error);
-const metrics = () => new Metrics({ inFlight: () => 0, queuedImages: () => 0, runningImages: () => 0, admissionLimit: () => Infinity, memoryReserved: () => 0, memoryBound: () => 0 });
+const metrics = () => new Metrics({ inFlight: () => 0, queuedImages: () => 0, runningImages: () => 0, admissionLimit: () => Infinity, memoryReserved: () => 0, memoryBound: () => 0, queueBudgetSeconds: () => 0 });
 
 /** The data plane without HTTP: request → tensor → scheduler → answer, on a real 32×32 colour model. */
 describe('data plane', function () {
