@@ -87,7 +87,15 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
     maxUploadBytes: config.maxUploadBytes,
     maxTensorBytes: config.maxTensorBytes,
   });
-  const gate = admissionGate(app, { dataPlane: live, metrics, logger, refusals, maxUploadBytes: config.maxUploadBytes, maxTensorBytes: config.maxTensorBytes });
+  const gate = admissionGate(app, {
+    dataPlane: live,
+    metrics,
+    logger,
+    refusals,
+    maxUploadBytes: config.maxUploadBytes,
+    maxTensorBytes: config.maxTensorBytes,
+    refusalsPerSecond: config.refusalsPerSecond,
+  });
   inFlight = () => gate.inFlight;
   const server = createServer(
     { requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, config.requestTimeoutMs), connectionsCheckingInterval: 1000 },

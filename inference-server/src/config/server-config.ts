@@ -38,6 +38,8 @@ export interface ServerConfig {
   uploadIdleTimeoutMs: number;
   /** An upload slower than this on average (once it is older than uploadIdleTimeoutMs) is answered 408. */
   uploadMinBytesPerSecond: number;
+  /** 503s sent at once per second; past it they wait their turn, so clients that retry at once cannot take the CPU. */
+  refusalsPerSecond: number;
   /** Dynamic batching (dynamic-batch models only): largest batch; 1 turns it off. */
   maxBatchSize: number;
   /** How long a lone image may wait for batch-mates while the session is idle (0: batch only what queued while busy). */
@@ -153,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
     maxQueueBytes: attempt(() => queueBytes(env), 'auto'),
     uploadIdleTimeoutMs: attempt(() => int(env, 'UPLOAD_IDLE_TIMEOUT_MS', 5_000, 100, 600_000), 5_000),
     uploadMinBytesPerSecond: attempt(() => int(env, 'UPLOAD_MIN_BYTES_PER_SECOND', 1024, 0), 1024),
+    refusalsPerSecond: attempt(() => int(env, 'REFUSALS_PER_SECOND', 250, 1, 1_000_000), 250),
     maxBatchSize: attempt(() => int(env, 'MAX_BATCH_SIZE', 8, 1, 256), 8),
     maxQueueDelayMs: attempt(() => int(env, 'MAX_QUEUE_DELAY_MS', 0, 0, 1000), 0),
     // Generous: a queue of several hundred requests on a slow pod is still answered; clients that give up first are dropped from the queue.

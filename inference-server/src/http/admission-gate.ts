@@ -4,6 +4,7 @@ import { TooLarge } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { DataPlane } from '../runtime/data-plane.js';
 import { toHttpError, writeError } from './errors.js';
+import { RefusalPacer } from './refusal-pacer.js';
 import { requestId, type RefusalLog } from './request-context.js';
 import { FORM_OVERHEAD_BYTES } from './upload.js';
 
@@ -19,12 +20,16 @@ export interface GateOptions {
   refusals: RefusalLog;
   maxUploadBytes: number;
   maxTensorBytes: number;
+  /** 503s sent at once per second; past it they wait their turn (see RefusalPacer). */
+  refusalsPerSecond: number;
 }
 
 export interface AdmissionGate {
   listener: RequestListener;
   /** Inference requests received and not yet answered. */
   readonly inFlight: number;
+  /** 503s waiting for their turn. */
+  readonly pacedRefusals: number;
 }
 
 /**
@@ -32,11 +37,13 @@ export interface AdmissionGate {
  * refused anyway (model not loaded, the memory bound or the opt-in limits
  * reached, a declared body over its limit) is answered here from its headers
  * alone, before its body is read and without the Express stack, so that a
- * storm of retries costs a few microseconds each and the server's CPU stays
- * with the requests it serves. Everything else goes on to the app.
+ * refusal costs a fraction of a millisecond; past REFUSALS_PER_SECOND the 503s
+ * are paced, so a storm of retries cannot take the CPU from the requests the
+ * server serves. Everything else goes on to the app.
  */
 export function admissionGate(app: RequestListener, opts: GateOptions): AdmissionGate {
   let inFlight = 0;
+  const pacer = new RefusalPacer(opts.refusalsPerSecond);
   const route = (req: IncomingMessage): string | undefined => {
     if (req.method !== 'POST' || req.url === undefined) return undefined;
     const q = req.url.indexOf('?');
@@ -52,7 +59,17 @@ export function admissionGate(app: RequestListener, opts: GateOptions): Admissio
     if (error.refusal !== undefined) opts.metrics.rejected.inc({ reason: error.refusal });
     if (error.shed) opts.refusals.note();
     else opts.logger.info({ reqId: id, method: 'POST', path: req.url, status: error.status, refused: error.refusal }, 'request');
-    writeError(res, error, id);
+    // Only 503s are paced: a 413 is the client's own fault and is not retried as it is.
+    if (error.status !== 503) {
+      writeError(res, error, id);
+      return;
+    }
+    pacer.pace(
+      () => {
+        if (!res.destroyed) writeError(res, error, id);
+      },
+      () => res.destroy(),
+    );
   };
   const listener: RequestListener = (req, res) => {
     const name = route(req);
@@ -77,6 +94,9 @@ export function admissionGate(app: RequestListener, opts: GateOptions): Admissio
     listener,
     get inFlight() {
       return inFlight;
+    },
+    get pacedRefusals() {
+      return pacer.queued;
     },
   };
 }

@@ -34,7 +34,7 @@ describe('server configuration', () => {
     const c = loadConfig({}, 2);
     expect(c).to.include({ port: 8080, host: '0.0.0.0', sessions: 1, threads: 2, decodeConcurrency: 2, maxInFlight: undefined, maxQueueMs: 0, maxQueueBytes: 'auto', modelName: 'efficientnet-lite0' });
     // Queue, do not shed: the only refusals by default are the memory bound, the deadline and slow uploads.
-    expect(c).to.include({ requestDeadlineMs: 60_000, uploadIdleTimeoutMs: 5_000, uploadMinBytesPerSecond: 1024 });
+    expect(c).to.include({ requestDeadlineMs: 60_000, uploadIdleTimeoutMs: 5_000, uploadMinBytesPerSecond: 1024, refusalsPerSecond: 250 });
     expect(c.modelUri).to.match(/inference-server\/models\/efficientnet-lite0\/model\.onnx$/);
   });
 
