@@ -189,6 +189,21 @@ function specs(modelPath: string, python: string, image: Buffer): ServerSpec[] {
   const rel = (p: string) => relative(ROOT, p) || p;
   const main = serverMain();
   const seedLocust = { env: {}, name: '/predict/image' };
+  /** A Python peer serving the seed's multipart route, started by `args(port)` on a free port. */
+  const seedPeer = (id: ServerId, label: string, env: Record<string, string>, args: (port: string) => string[]): ServerSpec => ({
+    id,
+    label,
+    command: args('PORT'),
+    env,
+    path: '/predict/image',
+    payload: seed,
+    locustEnv: seedLocust.env,
+    locustName: seedLocust.name,
+    start: async () => {
+      const port = await freePort();
+      return startPeer(id, args(String(port)), env, `http://127.0.0.1:${port}`, probe);
+    },
+  });
   return [
     {
       id: 'ours',
@@ -201,41 +216,8 @@ function specs(modelPath: string, python: string, image: Buffer): ServerSpec[] {
       locustName: seedLocust.name,
       start: () => startServer(modelPath, {}, neutralEnv(), main),
     },
-    ((): ServerSpec => {
-      const env = { MODEL_PATH: modelPath };
-      const args = (port: string) => [python, '-m', 'uvicorn', 'seed_fastapi:app', '--app-dir', 'bench/peers', '--host', '127.0.0.1', '--port', port, '--workers', '2'];
-      return {
-        id: 'seed-fastapi',
-        label: 'seed FastAPI (uvicorn --workers 2)',
-        command: args('PORT'),
-        env,
-        path: '/predict/image',
-        payload: seed,
-        locustEnv: seedLocust.env,
-        locustName: seedLocust.name,
-        start: async () => {
-          const port = await freePort();
-          return startPeer('seed-fastapi', args(String(port)), env, `http://127.0.0.1:${port}`, probe);
-        },
-      };
-    })(),
-    ((): ServerSpec => {
-      const args = (port: string) => [python, 'bench/peers/litserve_server.py', modelPath, port];
-      return {
-        id: 'litserve',
-        label: 'LitServe (batch 8, 5 ms)',
-        command: args('PORT'),
-        env: {},
-        path: '/predict/image',
-        payload: seed,
-        locustEnv: seedLocust.env,
-        locustName: seedLocust.name,
-        start: async () => {
-          const port = await freePort();
-          return startPeer('litserve', args(String(port)), {}, `http://127.0.0.1:${port}`, probe);
-        },
-      };
-    })(),
+    seedPeer('seed-fastapi', 'seed FastAPI (uvicorn --workers 2)', { MODEL_PATH: modelPath }, (port) => [python, '-m', 'uvicorn', 'seed_fastapi:app', '--app-dir', 'bench/peers', '--host', '127.0.0.1', '--port', port, '--workers', '2']),
+    seedPeer('litserve', 'LitServe (batch 8, 5 ms)', {}, (port) => [python, 'bench/peers/litserve_server.py', modelPath, port]),
     ...(['kserve', 'kserve-v1'] as const).map((id): ServerSpec => {
       const args = (port: string) => [python, 'bench/peers/kserve_server.py', modelPath, port, '--model_name', KSERVE_MODEL];
       const v1 = id === 'kserve-v1';
