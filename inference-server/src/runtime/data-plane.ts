@@ -107,10 +107,6 @@ export class DataPlane {
     return this.model !== undefined && !this.draining;
   }
 
-  get classifier(): Classifier | undefined {
-    return this.model?.classifier;
-  }
-
   get scheduler(): Scheduler | undefined {
     return this.model?.scheduler;
   }
