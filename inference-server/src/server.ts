@@ -64,19 +64,17 @@ async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSign
  * then fetches, loads and warms up the model; readiness follows.
  */
 export async function startServer(config: ServerConfig, logger: Logger, info: ServerInfo): Promise<RunningServer> {
-  let dataPlane: DataPlane | undefined;
-  let inFlight = (): number => 0;
-  const metrics = new Metrics({
-    inFlight: () => inFlight(),
-    queuedImages: () => dataPlane?.scheduler?.queuedImages ?? 0,
-    runningImages: () => dataPlane?.scheduler?.runningImages ?? 0,
-    admissionLimit: () => dataPlane?.scheduler?.limit ?? Infinity,
-    memoryReserved: () => dataPlane?.memory?.usedBytes ?? 0,
-    memoryBound: () => dataPlane?.memory?.limitBytes ?? 0,
-    queueBudgetSeconds: () => (dataPlane?.queueBudget?.budgetMs ?? 0) / 1000,
+  // Read at scrape time only, when `live` and `gate` below exist.
+  const metrics: Metrics = new Metrics({
+    inFlight: () => gate.inFlight,
+    queuedImages: () => live.scheduler?.queuedImages ?? 0,
+    runningImages: () => live.scheduler?.runningImages ?? 0,
+    admissionLimit: () => live.scheduler?.limit ?? Infinity,
+    memoryReserved: () => live.memory?.usedBytes ?? 0,
+    memoryBound: () => live.memory?.limitBytes ?? 0,
+    queueBudgetSeconds: () => (live.queueBudget?.budgetMs ?? 0) / 1000,
   });
-  const live = new DataPlane(config, metrics);
-  dataPlane = live;
+  const live: DataPlane = new DataPlane(config, metrics);
   const refusals = new RefusalLog(logger);
   const app = createApp({
     dataPlane: live,
@@ -96,7 +94,6 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
     maxTensorBytes: config.maxTensorBytes,
     refusalsPerSecond: config.refusalsPerSecond,
   });
-  inFlight = () => gate.inFlight;
   const server = createServer(
     { requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, config.requestTimeoutMs), connectionsCheckingInterval: 1000 },
     gate.listener,
