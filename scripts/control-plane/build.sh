@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kubectl) and etcd from the Go module proxy, and cache the binaries outside the
-# work tree:
+# kubectl), the node components (kube-scheduler, kubelet, kube-proxy) and etcd
+# from the Go module proxy, and cache the binaries outside the work tree:
 #
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/onnx-operator/k8s-<version>/bin/
-#       kube-apiserver kube-controller-manager kubectl etcd
+#       kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet
+#       kube-proxy etcd
 #
 # Idempotent: when every binary is already there it prints the bin dir and
 # exits at once. The last line on stdout is always the bin dir.
@@ -31,7 +32,8 @@ HOME="${HOME:-$(cd ~ 2>/dev/null && pwd || echo /tmp)}"
 CACHE_ROOT="${CP_CACHE_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/onnx-operator}"
 OUT="$CACHE_ROOT/k8s-$K8S_VERSION"
 BIN="$OUT/bin"
-BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
+BINARIES=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy etcd)
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
 
 log() { printf '[build %s +%ss] %s\n' "$(date +%H:%M:%S)" "$SECONDS" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -137,18 +139,19 @@ STAGE="$OUT/.stage"
 rm -rf "$STAGE"
 mkdir -p "$STAGE"
 
+K8S_PKGS=()
+for c in "${K8S_COMMANDS[@]}"; do K8S_PKGS+=("k8s.io/kubernetes/cmd/$c"); done
+
 t0=$SECONDS
 log "resolving module graph (downloads dependencies on first run)"
-(cd "$SRC" && go list -deps k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl >/dev/null) \
+(cd "$SRC" && go list -deps "${K8S_PKGS[@]}" >/dev/null) \
   || die "go list of the kubernetes commands failed (see above)"
 log "module graph ready in $((SECONDS - t0))s"
 
 t0=$SECONDS
-log "building kube-apiserver kube-controller-manager kubectl (several minutes on 2 cores)"
-(cd "$SRC" && go build -trimpath -ldflags "$LDFLAGS" -o "$STAGE/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl) || die "go build of kubernetes commands failed"
+log "building ${K8S_COMMANDS[*]} (several minutes on 2 cores)"
+(cd "$SRC" && go build -trimpath -ldflags "$LDFLAGS" -o "$STAGE/" "${K8S_PKGS[@]}") \
+  || die "go build of kubernetes commands failed"
 log "built kubernetes commands in $((SECONDS - t0))s"
 
 # ---------------------------------------------------------------- etcd

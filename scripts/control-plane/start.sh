@@ -21,6 +21,11 @@
 #   CP_APISERVER_ARGS, CP_KCM_ARGS, CP_ETCD_ARGS  extra args (word-split)
 #   CP_KEEP_ON_FAILURE=1  keep the temp dir (logs) when start fails
 #   CP_TIMEOUT     seconds to wait for each component (default 60)
+#   CP_NODE=1      also start one real node (node-start.sh: kube-scheduler,
+#                  kubelet, kube-proxy, containerd; root only). The API server
+#                  then binds to the node's IP (pods reach it through the
+#                  `kubernetes` Service), keeps that Service's endpoints, admits
+#                  service-account tokens and authorizes the kubelet as a Node.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,6 +63,16 @@ for b in etcd kube-apiserver kube-controller-manager kubectl; do
 done
 command -v openssl >/dev/null || { log "ERROR: openssl is required"; exit 1; }
 
+CP_NODE="${CP_NODE:-0}"
+API_ADDRESS=127.0.0.1
+if [[ "$CP_NODE" == 1 ]]; then
+  [[ "$(id -u)" == 0 ]] || { log "ERROR: CP_NODE=1 needs root"; exit 1; }
+  NODE_IP="${NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)}"
+  [[ -n "$NODE_IP" && "$NODE_IP" != 127.* ]] || { log "ERROR: no non-loopback node IP (set NODE_IP)"; exit 1; }
+  export NODE_IP
+  API_ADDRESS="$NODE_IP"
+fi
+
 CP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/onnx-cp.XXXXXX")"
 mkdir -p "$CP_DIR/pki" "$CP_DIR/logs"
 ETCD_PID="" APISERVER_PID="" CONTROLLER_MANAGER_PID=""
@@ -73,6 +88,7 @@ cleanup_on_failure() {
     log "---- end of $FAILED_LOG ----"
   fi
   local p
+  if [[ "$CP_NODE" == 1 && -f "$CP_DIR/state.env" ]]; then "$HERE/node-stop.sh" "$CP_DIR/state.env" >&2 || true; fi
   for p in $CONTROLLER_MANAGER_PID $APISERVER_PID $ETCD_PID; do kill "$p" 2>/dev/null || true; done
   sleep 1
   for p in $CONTROLLER_MANAGER_PID $APISERVER_PID $ETCD_PID; do kill -9 "$p" 2>/dev/null || true; done
@@ -154,11 +170,11 @@ PKI="$CP_DIR/pki"
   openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=onnx-operator-test-ca" -out ca.crt 2>/dev/null
   openssl ecparam -name prime256v1 -genkey -noout -out apiserver.key 2>/dev/null
   openssl req -new -key apiserver.key -subj "/CN=kube-apiserver" -out apiserver.csr 2>/dev/null
-  cat >apiserver.ext <<'EOF'
+  cat >apiserver.ext <<EOF
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:0:0:0:0:0:0:0:1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:0:0:0:0:0:0:0:1,IP:10.0.0.1,IP:$API_ADDRESS,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EOF
   openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 -days 3650 \
     -extfile apiserver.ext -out apiserver.crt 2>/dev/null
@@ -247,17 +263,25 @@ current-context: onnx-operator-test
 EOF
   chmod 600 "$1"
 }
+APISERVER_MODE_ARGS=(--authorization-mode=RBAC --disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none)
+if [[ "$CP_NODE" == 1 ]]; then
+  # shellcheck disable=SC2054 # the commas are inside one flag's value
+  APISERVER_MODE_ARGS=(--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
+    --endpoint-reconciler-type=lease
+    --kubelet-client-certificate="$PKI/admin.crt" --kubelet-client-key="$PKI/admin.key"
+    --kubelet-preferred-address-types=InternalIP)
+fi
 readyz() { "$CP_BIN/kubectl" --kubeconfig="$KUBECONFIG_FILE" --request-timeout=2s get --raw /readyz </dev/null; }
 
 for attempt in 1 2 3; do
   pick_port APISERVER_PORT
-  APISERVER_URL="https://127.0.0.1:$APISERVER_PORT"
+  APISERVER_URL="https://$API_ADDRESS:$APISERVER_PORT"
   write_kubeconfig "$KUBECONFIG_FILE" "$APISERVER_URL" admin "$ADMIN_TOKEN"
   log "starting kube-apiserver on $APISERVER_URL (attempt $attempt)"
   # shellcheck disable=SC2086
   nohup "$CP_BIN/kube-apiserver" \
-    --advertise-address=127.0.0.1 \
-    --bind-address=127.0.0.1 \
+    --advertise-address="$API_ADDRESS" \
+    --bind-address="$API_ADDRESS" \
     --secure-port="$APISERVER_PORT" \
     --tls-cert-file="$PKI/apiserver.crt" \
     --tls-private-key-file="$PKI/apiserver.key" \
@@ -268,10 +292,8 @@ for attempt in 1 2 3; do
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" \
     --service-account-signing-key-file="$PKI/sa.key" \
-    --authorization-mode=RBAC \
-    --disable-admission-plugins=ServiceAccount \
+    "${APISERVER_MODE_ARGS[@]}" \
     --allow-privileged=true \
-    --endpoint-reconciler-type=none \
     --requestheader-client-ca-file="$PKI/ca.crt" \
     --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User \
@@ -370,6 +392,11 @@ STATE_TMP="$CP_STATE_FILE.tmp.$$"
 chmod 600 "$STATE_TMP"
 mv -f "$STATE_TMP" "$CP_STATE_FILE"
 cp "$CP_STATE_FILE" "$CP_DIR/state.env"
+
+if [[ "$CP_NODE" == 1 ]]; then
+  "$HERE/node-start.sh" "$CP_STATE_FILE" >/dev/null || exit 1
+  cp "$CP_STATE_FILE" "$CP_DIR/state.env"
+fi
 
 trap - EXIT
 log "control plane up in $((SECONDS - T_START))s; state in $CP_STATE_FILE"

@@ -51,6 +51,9 @@ stop_pid() { # name pid
   sleep 0.2
 }
 
+# The node first: its kubelet would otherwise restart pods while the plane goes away.
+if grep -q '^NODE_LEDGER=' "$STATE"; then "$(dirname "${BASH_SOURCE[0]}")/node-stop.sh" "$STATE"; fi
+
 stop_pid kube-controller-manager "$(val CONTROLLER_MANAGER_PID)"
 stop_pid kube-apiserver "$(val APISERVER_PID)"
 stop_pid etcd "$(val ETCD_PID)"
