@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { pino } from 'pino';
 import sharp from 'sharp';
+import { EXIT_CODE, writeTerminationMessage } from './config/exit-status.js';
 import { DEFAULT_MODEL_PATH, DEFAULT_SAMPLE_IMAGE, loadConfig, type ServerConfig } from './config/server-config.js';
 import { effectiveCpus } from './runtime/cpu-limit.js';
 import { startServer } from './server.js';
@@ -20,7 +21,8 @@ async function main(): Promise<void> {
     config = loadConfig(process.env, cpus);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
-    process.exit(2);
+    writeTerminationMessage(`invalid configuration: ${(err as Error).message}`);
+    process.exit(EXIT_CODE.invalidConfig);
   }
   // libvips sizes its pool from the host's cores, like onnxruntime: hold it to the pod's CPU limit.
   sharp.concurrency(cpus);
@@ -32,9 +34,9 @@ async function main(): Promise<void> {
     signals++;
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      process.exit(EXIT_CODE.crashed);
     }
-    void running.shutdown(signal).then(() => process.exit(0));
+    void running.shutdown(signal).then(() => process.exit(EXIT_CODE.stopped));
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
@@ -44,9 +46,11 @@ async function main(): Promise<void> {
     logger.info({ curl: curlLine(config, running.url) }, `try it: ${curlLine(config, running.url)}`);
   } catch (err) {
     // Exiting lets Kubernetes restart the pod with back-off (and retry the download), visibly.
-    logger.fatal({ err: { message: (err as Error).message }, modelUri: config.modelUri.replace(/\?.*$/, '?…') }, `model failed to load: ${(err as Error).message}`);
+    const message = `model failed to load: ${(err as Error).message}`;
+    logger.fatal({ err: { message: (err as Error).message }, modelUri: config.modelUri.replace(/\?.*$/, '?…') }, message);
+    writeTerminationMessage(message);
     await running.shutdown('model failed to load');
-    process.exit(1);
+    process.exit(EXIT_CODE.modelLoadFailed);
   }
 }
 

@@ -2,6 +2,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { EXIT_CODE } from '../src/config/exit-status.js';
 import { startFakeGcs, startFaultProxy, type FakeGcs, type FaultProxy } from './helpers/fake-gcs.js';
 import { GREEN, RED, picture } from './helpers/images.js';
 import { testModels } from './helpers/models.js';
@@ -73,7 +74,7 @@ describe('serving a model pulled from GCS (fake-gcs-server on loopback)', functi
     proxy.corruptMedia(100);
     const proc = spawnServer(env(await mkdtemp(join(tmpdir(), 'gcs-cache-'))));
     const { code } = await proc.exited;
-    expect(code).to.equal(1);
+    expect(code).to.equal(EXIT_CODE.modelLoadFailed);
     expect(proc.logs.some((l) => /warmed up; ready/.test(String(l.msg)))).to.equal(false);
     const fatal = proc.logs.find((l) => l.level === 60);
     expect(fatal?.msg).to.match(/gs:\/\/models\/colors\/(model\.onnx|labels\.txt): checksum mismatch \(crc32c expected .+ got .+\) after 3 attempts/);
@@ -82,7 +83,7 @@ describe('serving a model pulled from GCS (fake-gcs-server on loopback)', functi
   it('fails clearly on a missing object', async () => {
     const proc = spawnServer({ ...env(await mkdtemp(join(tmpdir(), 'gcs-cache-'))), MODEL_URI: 'gs://models/nope.onnx' });
     const { code } = await proc.exited;
-    expect(code).to.equal(1);
+    expect(code).to.equal(EXIT_CODE.modelLoadFailed);
     expect(proc.logs.find((l) => l.level === 60)?.msg).to.match(/gs:\/\/models\/nope\.onnx: object not found \(404\)/);
   });
 });

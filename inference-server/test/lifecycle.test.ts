@@ -4,6 +4,7 @@ import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { EXIT_CODE } from '../src/config/exit-status.js';
 import { RED, picture } from './helpers/images.js';
 import { testModels } from './helpers/models.js';
 import { spawnServer } from './helpers/process.js';
@@ -329,14 +330,14 @@ describe('server lifecycle and load', function () {
     }
   });
 
-  it('exits 1 with the cause in the log when the model cannot be loaded', async () => {
+  it('exits with the model-load code and the cause in the log when the model cannot be loaded', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bad-model-'));
     const notOnnx = join(dir, 'model.onnx');
     await writeFile(notOnnx, 'this is not a protobuf');
     for (const [uri, cause] of [[join(dir, 'missing.onnx'), /missing\.onnx.*(no such file|not found|ENOENT)/i], [notOnnx, /not an ONNX model|protobuf|parse/i]] as const) {
       const proc = spawnServer({ MODEL_URI: uri });
       const { code } = await proc.exited;
-      expect(code).to.equal(1);
+      expect(code).to.equal(EXIT_CODE.modelLoadFailed);
       const fatal = proc.logs.find((l) => l.level === 60);
       expect(fatal?.msg, JSON.stringify(proc.logs)).to.match(cause);
     }
