@@ -1,11 +1,11 @@
-import type { KubeConfig, KubernetesObject, V1Deployment, V1PodDisruptionBudget, V1Service, V1ServicePort, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Deployment, V1Pod, V1PodDisruptionBudget, V1Service, V1ServicePort, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OnnxModel } from '../../crds/onnxmodel-types.js';
 import { desiredObjects, type OperatorDefaults } from './desired-state.js';
 import { EventRecorder } from './kube/events.js';
 import { Informer } from './kube/informer.js';
 import { isNotFound, isTransient, paths, type KubeRest } from './kube/rest.js';
-import { FIELD_MANAGER, ownerKey } from './labels.js';
+import { FIELD_MANAGER, MODEL_LABEL, ownerKey } from './labels.js';
 import { OperatorMetrics } from './metrics.js';
 import { computeStatus, sameStatus } from './status.js';
 import { WorkQueue } from './work-queue.js';
@@ -34,6 +34,8 @@ export class OnnxModelController {
   private readonly services: Informer<V1Service>;
   private readonly hpas: Informer<V2HorizontalPodAutoscaler>;
   private readonly pdbs: Informer<V1PodDisruptionBudget>;
+  /** Read only, for the status: why replicas are not ready. */
+  private readonly pods: Informer<V1Pod>;
   private readonly events: EventRecorder;
   private resync: NodeJS.Timeout | undefined;
   private running: Promise<void>[] = [];
@@ -53,6 +55,7 @@ export class OnnxModelController {
     this.services = new Informer<V1Service>(kc, rest, paths.services(ns), logger, owned);
     this.hpas = new Informer<V2HorizontalPodAutoscaler>(kc, rest, paths.hpas(ns), logger, owned);
     this.pdbs = new Informer<V1PodDisruptionBudget>(kc, rest, paths.pdbs(ns), logger, owned);
+    this.pods = new Informer<V1Pod>(kc, rest, paths.pods(ns), logger, owned);
     this.events = new EventRecorder(rest, opts.identity, logger);
     this.metrics = new OperatorMetrics({ queueDepth: () => this.queue.length, models: () => this.models.list().length });
 
@@ -66,10 +69,20 @@ export class OnnxModelController {
     for (const informer of [this.deployments, this.services, this.hpas, this.pdbs] as Informer<KubernetesObject>[]) {
       for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, enqueueOwner);
     }
+    // Pods belong to ReplicaSets; the model label names their OnnxModel.
+    const enqueueModelOfPod = (pod: V1Pod) => {
+      const model = pod.metadata?.labels?.[MODEL_LABEL];
+      if (model && pod.metadata?.namespace) this.queue.add(`${pod.metadata.namespace}/${model}`);
+    };
+    for (const verb of ['add', 'update', 'delete'] as const) this.pods.on(verb, enqueueModelOfPod);
+  }
+
+  private get informers(): Informer<KubernetesObject>[] {
+    return [this.models, this.deployments, this.services, this.hpas, this.pdbs, this.pods] as Informer<KubernetesObject>[];
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.models, this.deployments, this.services, this.hpas, this.pdbs].map((i) => i.start()));
+    await Promise.all(this.informers.map((i) => i.start()));
     this.synced = true;
     this.logger.info({ models: this.models.list().length, namespace: this.opts.namespace ?? '(all)' }, 'caches synced; reconciling');
     for (const m of this.models.list()) this.queue.add(keyOf(m));
@@ -82,7 +95,7 @@ export class OnnxModelController {
     clearInterval(this.resync);
     this.queue.shutDown();
     await Promise.all(this.running);
-    await Promise.all([this.models, this.deployments, this.services, this.hpas, this.pdbs].map((i) => i.stop()));
+    await Promise.all(this.informers.map((i) => i.stop()));
   }
 
   private async worker(): Promise<void> {
@@ -170,7 +183,8 @@ export class OnnxModelController {
       this.events.warning(model, 'ReconcileError', (err as Error).message);
     }
 
-    const status = computeStatus(model, { deployment, service, reconcileError: failure ? (failure as Error).message : undefined, now: new Date() });
+    const pods = this.pods.list().filter((p) => p.metadata?.namespace === namespace && p.metadata.labels?.[MODEL_LABEL] === name);
+    const status = computeStatus(model, { deployment, service, pods, reconcileError: failure ? (failure as Error).message : undefined, now: new Date() });
     if (!sameStatus(model.status, status)) {
       try {
         // A merge patch keeps what it does not mention: a vanished address must be nulled explicitly.

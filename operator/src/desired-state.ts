@@ -9,6 +9,7 @@ import type {
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { SPEC_DEFAULTS, type OnnxModel } from '../../crds/onnxmodel-types.js';
+import { TERMINATION_LOG } from '../../inference-server/src/config/exit-status.js';
 import { preprocessingToEnv } from '../../inference-server/src/config/preprocessing.js';
 import { CONFIG_HASH_ANNOTATION, childLabels, ownerReference, selectorLabels } from './labels.js';
 
@@ -33,8 +34,9 @@ const CACHE_DIR = '/var/cache/onnx-model';
 const DRAIN_DELAY_SECONDS = 5;
 const SHUTDOWN_GRACE_SECONDS = 20;
 
+/** 5 s answers: on a node saturated by inference, a 2 s probe times out and pulls a healthy pod from the Service. */
 function probe(path: string, periodSeconds: number, failureThreshold: number): V1Probe {
-  return { httpGet: { path, port: 'http' }, periodSeconds, failureThreshold, timeoutSeconds: 2 };
+  return { httpGet: { path, port: 'http' }, periodSeconds, failureThreshold, timeoutSeconds: 5 };
 }
 
 /** The server's environment: what the spec says, then the user's own env (which wins on a name clash). */
@@ -87,6 +89,9 @@ function serverContainer(model: OnnxModel, defaults: OperatorDefaults): V1Contai
     startupProbe: probe('/v2/health/live', 2, 30),
     livenessProbe: probe('/v2/health/live', 10, 3),
     readinessProbe: probe('/v2/health/ready', 5, 2),
+    // The server leaves why it stopped here (a model that failed to load); the operator shows it on the OnnxModel.
+    terminationMessagePath: TERMINATION_LOG,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
     securityContext: {
       runAsNonRoot: true,
       allowPrivilegeEscalation: false,

@@ -1,5 +1,6 @@
-import type { V1Condition, V1Deployment, V1Service } from '@kubernetes/client-node';
+import type { V1Condition, V1ContainerStatus, V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
 import { SPEC_DEFAULTS, type OnnxModel, type OnnxModelStatus } from '../../crds/onnxmodel-types.js';
+import { EXIT_CODE } from '../../inference-server/src/config/exit-status.js';
 import { selectorString } from './labels.js';
 
 export type ConditionType = 'Ready' | 'Available' | 'Progressing' | 'Degraded';
@@ -9,6 +10,8 @@ type Cond = Pick<V1Condition, 'type' | 'status' | 'reason' | 'message'>;
 export interface Observation {
   deployment?: V1Deployment;
   service?: V1Service;
+  /** The model's pods (any ReplicaSet): they say why replicas are not ready. */
+  pods?: V1Pod[];
   /** Set when applying the children failed this round. */
   reconcileError?: string;
   now: Date;
@@ -35,6 +38,62 @@ function desiredReplicas(model: OnnxModel, deployment: V1Deployment | undefined)
   return model.spec.replicas ?? SPEC_DEFAULTS.replicas;
 }
 
+/** Waiting reasons that mean the image cannot be had, not that it is on its way. */
+const IMAGE_FAILURES = new Set(['ErrImagePull', 'ImagePullBackOff', 'ErrImageNeverPull', 'InvalidImageName']);
+const CREATE_FAILURES = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+
+/** The last line of a termination message; with FallbackToLogsOnError it may be a JSON log line, whose msg is the words. */
+function lastWords(message: string | undefined): string {
+  const line = message?.trim().split('\n').pop()?.trim() ?? '';
+  if (!line.startsWith('{')) return line;
+  try {
+    const msg = (JSON.parse(line) as { msg?: unknown }).msg;
+    return typeof msg === 'string' ? msg : line;
+  } catch {
+    return line;
+  }
+}
+
+/** Why a not-ready pod is not serving, when it is something the user must fix (or wait out), as a Ready condition. */
+function podTrouble(pod: V1Pod): Cond | undefined {
+  const name = pod.metadata?.name ?? '?';
+  if (pod.metadata?.deletionTimestamp) return undefined;
+  const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    return { type: 'Ready', status: 'False', reason: 'Unschedulable', message: `pod ${name}: ${scheduled.message ?? 'no node can run it'}` };
+  }
+  const server: V1ContainerStatus | undefined = pod.status?.containerStatuses?.find((c) => c.name === 'server') ?? pod.status?.containerStatuses?.[0];
+  if (!server || server.ready) return undefined;
+  const waiting = server.state?.waiting;
+  if (waiting?.reason && IMAGE_FAILURES.has(waiting.reason)) {
+    return { type: 'Ready', status: 'False', reason: 'ImagePullFailed', message: `pod ${name}: ${waiting.reason}: ${waiting.message ?? server.image}` };
+  }
+  if (waiting?.reason && CREATE_FAILURES.has(waiting.reason)) {
+    return { type: 'Ready', status: 'False', reason: 'PodFailing', message: `pod ${name}: ${waiting.reason}: ${waiting.message ?? ''}`.trimEnd() };
+  }
+  // The last run ended badly: the server said why in its termination message.
+  const last = server.state?.terminated ?? server.lastState?.terminated;
+  if (!last || last.exitCode === EXIT_CODE.stopped) return undefined;
+  const said = lastWords(last.message);
+  const restarts = server.restartCount > 0 ? ` (restarted ${server.restartCount} times)` : '';
+  if (last.exitCode === EXIT_CODE.modelLoadFailed) {
+    return { type: 'Ready', status: 'False', reason: 'ModelLoadFailed', message: `pod ${name}: ${said || 'the model failed to load'}${restarts}` };
+  }
+  if (last.exitCode === EXIT_CODE.invalidConfig) {
+    return { type: 'Ready', status: 'False', reason: 'InvalidServerConfig', message: `pod ${name}: ${said || 'the server refused its environment'}${restarts}` };
+  }
+  const why = last.reason === 'OOMKilled' ? 'killed for exceeding its memory limit (raise resources.limits.memory)' : said || `exited with code ${last.exitCode}`;
+  return { type: 'Ready', status: 'False', reason: 'ServerCrashing', message: `pod ${name}: ${why}${restarts}` };
+}
+
+function firstTrouble(pods: V1Pod[] | undefined): Cond | undefined {
+  for (const pod of [...(pods ?? [])].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))) {
+    const trouble = podTrouble(pod);
+    if (trouble) return trouble;
+  }
+  return undefined;
+}
+
 /** The four conditions, from the Deployment's progress, the Service's address and this round's errors. */
 export function computeConditions(model: OnnxModel, obs: Observation): Cond[] {
   const { deployment: d, service } = obs;
@@ -50,9 +109,11 @@ export function computeConditions(model: OnnxModel, obs: Observation): Cond[] {
 
   const conditions: Cond[] = [];
   let readyCond: Cond;
+  let trouble: Cond | undefined;
   if (obs.reconcileError) readyCond = { type: 'Ready', status: 'False', reason: 'ReconcileError', message: obs.reconcileError };
   else if (!d) readyCond = { type: 'Ready', status: 'False', reason: 'DeploymentMissing', message: 'the Deployment has not been created yet' };
   else if (desired === 0) readyCond = { type: 'Ready', status: 'False', reason: 'ScaledToZero', message: 'replicas is 0; the model is not served' };
+  else if (ready < desired && (trouble = firstTrouble(obs.pods))) readyCond = trouble;
   else if (!rolledOut) readyCond = { type: 'Ready', status: 'False', reason: 'RolloutInProgress', message: `${updated} of ${desired} replicas updated, ${ready} ready` };
   else if (ready < desired) readyCond = { type: 'Ready', status: 'False', reason: 'ReplicasNotReady', message: `${ready} of ${desired} replicas ready (model loading, or see the pods' events)` };
   else if (needsAddress && !address) readyCond = { type: 'Ready', status: 'False', reason: 'AwaitingLoadBalancer', message: `${ready} replicas ready; waiting for the load balancer's address` };

@@ -11,7 +11,8 @@
  * admission plugin (OpenShift and some hardened clusters enable it): there,
  * setting blockOwnerDeletion on a child needs `update` on onnxmodels/finalizers.
  *
- * The operator's Deployment itself stays Pending (no kubelet): its pods are
+ * The operator's Deployment itself stays Pending here (no kubelet; operator/test/node runs it
+ * as pods on a real node): its pods are
  * created, which shows the namespace's restricted Pod Security level admits them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -298,6 +299,8 @@ describe('install manifests (config/default) on a real API server', function () 
         [v, 'horizontalpodautoscalers.autoscaling', 'team-a'],
         [v, 'poddisruptionbudgets.policy', 'team-a'],
       ]),
+      // Read only, for the status: why a model's replicas are not ready.
+      ...(['get', 'list', 'watch'] as const).map((v): Check => [v, 'pods', '*']),
       ['create', 'events', 'team-a'],
       ['get', `leases.coordination.k8s.io/${LEASE}`, NS],
       ['update', `leases.coordination.k8s.io/${LEASE}`, NS],
@@ -320,8 +323,9 @@ describe('install manifests (config/default) on a real API server', function () 
       ['list', 'secrets', '*'],
       ['get', 'secrets', NS],
       ['get', 'configmaps', 'team-a'],
-      ['list', 'pods', 'team-a'],
       ['create', 'pods', 'team-a'],
+      ['delete', 'pods', 'team-a'],
+      ['get', 'pods', 'team-a', ['--subresource=log']],
       ['create', 'pods', 'team-a', ['--subresource=exec']],
       ['create', 'serviceaccounts', 'team-a', ['--subresource=token']],
       ['update', 'events', 'team-a'],
@@ -392,6 +396,7 @@ describe('install manifests (config/default) on a real API server', function () 
         'services',
         'horizontalpodautoscalers.autoscaling',
         'poddisruptionbudgets.policy',
+        'pods',
         'events',
         'leases.coordination.k8s.io',
         // Every authenticated user's (system:basic-user): asking the API server about oneself.

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import type { V1Deployment, V1Service } from '@kubernetes/client-node';
+import type { V1ContainerStatus, V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
+import { EXIT_CODE } from '../../../inference-server/src/config/exit-status.js';
 import type { OnnxModel } from '../../../crds/onnxmodel-types.js';
 import { computeStatus, sameStatus } from '../../src/status.js';
 
@@ -61,5 +62,56 @@ describe('OnnxModel status', () => {
     const flipped = computeStatus(model(2, first), { deployment: d, service: lb(), now: later });
     expect(cond(flipped, 'Ready').lastTransitionTime).to.equal(later);
     expect(sameStatus(first, flipped)).to.equal(false);
+  });
+
+  describe("says what the pods say when replicas are not ready", () => {
+    const loading = deployment({ replicas: 1, updatedReplicas: 1, readyReplicas: 0 });
+    const pod = (name: string, server: Partial<V1ContainerStatus>, status: V1Pod['status'] = {}): V1Pod => ({
+      metadata: { name },
+      status: { ...status, containerStatuses: [{ name: 'server', image: 'srv:1', imageID: '', ready: false, restartCount: 0, ...server }] },
+    });
+    const ready = (pods: V1Pod[], d = loading) => cond(computeStatus(model(1), { deployment: d, service: lb('1.1.1.1'), pods, now }), 'Ready');
+
+    it('a model that failed to load: the termination message, and the restarts', () => {
+      const crashing = pod('m-1', {
+        restartCount: 3,
+        state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' } },
+        lastState: { terminated: { exitCode: EXIT_CODE.modelLoadFailed, reason: 'Error', message: 'model failed to load: gs://b/m.onnx: object not found (404)' } },
+      });
+      expect(ready([crashing])).to.deep.include({
+        status: 'False',
+        reason: 'ModelLoadFailed',
+        message: 'pod m-1: model failed to load: gs://b/m.onnx: object not found (404) (restarted 3 times)',
+      });
+    });
+
+    it('a crash without a message falls back to the last log line, or the exit code; OOM kills say which limit', () => {
+      const logLine = JSON.stringify({ level: 60, msg: 'Cannot find module x' });
+      expect(ready([pod('m-1', { lastState: { terminated: { exitCode: 1, message: `{"level":30}\n${logLine}\n` } } })])).to.deep.include({ reason: 'ServerCrashing', message: 'pod m-1: Cannot find module x' });
+      expect(ready([pod('m-1', { state: { terminated: { exitCode: 139 } } })]).message).to.equal('pod m-1: exited with code 139');
+      expect(ready([pod('m-1', { restartCount: 1, lastState: { terminated: { exitCode: 137, reason: 'OOMKilled' } } })]).message).to.match(/memory limit.*\(restarted 1 times\)$/);
+      expect(ready([pod('m-1', { lastState: { terminated: { exitCode: EXIT_CODE.invalidConfig, message: 'invalid configuration: MAX_BATCH_SIZE must be' } } })]).reason).to.equal('InvalidServerConfig');
+    });
+
+    it('images that cannot be had, pods no node can take', () => {
+      expect(ready([pod('m-1', { state: { waiting: { reason: 'ErrImageNeverPull', message: 'image "srv:1" is not present' } } })])).to.deep.include({ reason: 'ImagePullFailed', message: 'pod m-1: ErrImageNeverPull: image "srv:1" is not present' });
+      const pending: V1Pod = { metadata: { name: 'm-2' }, status: { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient cpu.' }] } };
+      expect(ready([pending])).to.deep.include({ reason: 'Unschedulable', message: 'pod m-2: 0/1 nodes are available: 1 Insufficient cpu.' });
+    });
+
+    it('a pod still starting, a cleanly stopped one or a terminating one is not trouble; the first troubled pod by name wins', () => {
+      expect(ready([pod('m-1', { state: { waiting: { reason: 'ContainerCreating' } } })]).reason).to.equal('ReplicasNotReady');
+      expect(ready([pod('m-1', { lastState: { terminated: { exitCode: EXIT_CODE.stopped } } })]).reason).to.equal('ReplicasNotReady');
+      const terminating = pod('m-0', { state: { terminated: { exitCode: 1 } } });
+      terminating.metadata!.deletionTimestamp = now;
+      const b = pod('m-b', { state: { terminated: { exitCode: 1 } } });
+      const a = pod('m-a', { state: { terminated: { exitCode: EXIT_CODE.modelLoadFailed } } });
+      expect(ready([terminating, b, a]).message).to.match(/^pod m-a:/);
+    });
+
+    it('all replicas ready: pods are not consulted', () => {
+      const d = deployment({ replicas: 1, updatedReplicas: 1, readyReplicas: 1 });
+      expect(ready([pod('old', { state: { terminated: { exitCode: 1 } } })], d).reason).to.equal('Serving');
+    });
   });
 });
