@@ -43,12 +43,17 @@ export interface FakeGcs {
   stop(): Promise<void>;
 }
 
-export async function startFakeGcs(): Promise<FakeGcs> {
+/**
+ * `host`: the address to listen on, loopback by default. Pods on the test node
+ * reach the emulator only through one of the node's own addresses.
+ */
+export async function startFakeGcs(opts: { host?: string } = {}): Promise<FakeGcs> {
   const bin = await fakeGcsBinary();
+  const host = opts.host ?? '127.0.0.1';
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const args = ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory'];
-  const child = spawn(bin, [...args, '-public-host', `127.0.0.1:${port}`, '-log-level', 'warn'], {
+  const url = `http://${host}:${port}`;
+  const args = ['-scheme', 'http', '-host', host, '-port', String(port), '-backend', 'memory'];
+  const child = spawn(bin, [...args, '-public-host', `${host}:${port}`, '-log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
