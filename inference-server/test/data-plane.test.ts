@@ -28,7 +28,18 @@ describe('data plane', function () {
     plane = new DataPlane(config, metrics());
     expect(() => plane.requireReady()).to.throw(NotReady, /still loading/);
     expect(() => plane.precheck(1000)).to.throw(NotReady);
-    await plane.attach(await Classifier.load(modelPath, { preprocessing: config.preprocessing, threads: 1, logger: pino({ level: 'silent' }) }), 64 * 2 ** 20);
+    const loaded = await Classifier.load(modelPath, { preprocessing: config.preprocessing, threads: 1, logger: pino({ level: 'silent' }) });
+    for (const session of loaded.sessions) {
+      const run = session.run.bind(session);
+      session.run = (...args) => ((warmUpRuns += 1), run(...args));
+    }
+    await plane.attach(loaded, 64 * 2 ** 20);
+  });
+  let warmUpRuns = 0;
+
+  it('warms every session up before it is ready, with the latency budget off (the default)', () => {
+    expect(plane.queueBudget).to.equal(undefined);
+    expect(warmUpRuns).to.be.at.least(1);
   });
   after(() => plane?.close());
 

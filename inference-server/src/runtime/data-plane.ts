@@ -127,7 +127,9 @@ export class DataPlane {
       { maxBatchSize: this.config.maxBatchSize, maxQueueDelayMs: this.config.maxQueueDelayMs, maxImages: this.config.maxInFlight, budget: this.queueBudget },
       this.metrics,
     );
-    this.queueBudget?.calibrate(await scheduler.warmUp(classifier.blank()));
+    // Always warmed up, budget or not: the first request must not pay for onnxruntime's lazy initialisation.
+    const warmMs = await scheduler.warmUp(classifier.blank());
+    this.queueBudget?.calibrate(warmMs);
     this.model = { classifier, scheduler, memory: new MemoryBudget(maxQueueBytes), imageBytes: imageWorkingBytes(sig) };
   }
 
