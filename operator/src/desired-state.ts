@@ -88,7 +88,9 @@ function serverContainer(model: OnnxModel, defaults: OperatorDefaults): V1Contai
     // Liveness answers during a long model download; readiness only after the warm-up inference.
     startupProbe: probe('/v2/health/live', 2, 30),
     livenessProbe: probe('/v2/health/live', 10, 3),
-    readinessProbe: probe('/v2/health/ready', 5, 2),
+    // Every second: a warmed-up pod joins the Service within a second of being able to answer (a 5 s
+    // period added 2.5 s to every cold start on average); 3 misses take it out.
+    readinessProbe: probe('/v2/health/ready', 1, 3),
     // The server leaves why it stopped here (a model that failed to load); the operator shows it on the OnnxModel.
     terminationMessagePath: TERMINATION_LOG,
     terminationMessagePolicy: 'FallbackToLogsOnError',
