@@ -322,14 +322,18 @@ wait_for kube-scheduler "$SCHEDULER_PID" "$SCHEDULER_LOG" healthz "$SCHEDULER_PO
 
 # ------------------------------------------------------------ kubelet
 # The cgroup root is ours alone, so stop can find and remove every pod cgroup.
-for hierarchy in /sys/fs/cgroup/*/; do
-  [[ -d "$hierarchy" && ! -L "${hierarchy%/}" ]] || continue
-  mkdir -p "$hierarchy$CGROUP_ROOT"
-  if [[ -f "${hierarchy}cpuset.cpus" ]]; then # cgroup v1 cpuset: a new group starts with no CPUs
-    cat "${hierarchy}cpuset.cpus" >"$hierarchy$CGROUP_ROOT/cpuset.cpus"
-    cat "${hierarchy}cpuset.mems" >"$hierarchy$CGROUP_ROOT/cpuset.mems"
-  fi
-done
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # cgroup v2: one unified hierarchy
+  mkdir -p "/sys/fs/cgroup/$CGROUP_ROOT"
+else # cgroup v1: the same group in every hierarchy
+  for hierarchy in /sys/fs/cgroup/*/; do
+    [[ -d "$hierarchy" && ! -L "${hierarchy%/}" ]] || continue
+    mkdir -p "$hierarchy$CGROUP_ROOT"
+    if [[ -f "${hierarchy}cpuset.cpus" ]]; then # a new v1 cpuset group starts with no CPUs
+      cat "${hierarchy}cpuset.cpus" >"$hierarchy$CGROUP_ROOT/cpuset.cpus"
+      cat "${hierarchy}cpuset.mems" >"$hierarchy$CGROUP_ROOT/cpuset.mems"
+    fi
+  done
+fi
 pick_port KUBELET_PORT
 pick_port KUBELET_HEALTHZ_PORT
 cat >"$NODE_DIR/kubelet.yaml" <<EOF

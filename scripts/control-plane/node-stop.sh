@@ -82,7 +82,15 @@ stop_pid kube-proxy "$(state_pid KUBE_PROXY_PID)"
 stop_pid kube-scheduler "$(state_pid SCHEDULER_PID)"
 
 # 2. Every pod process: they all live under our cgroup root.
-cgroup_dirs() { for h in /sys/fs/cgroup/*/; do [[ -d "$h$CGROUP_ROOT" ]] && echo "$h$CGROUP_ROOT"; done; }
+cgroup_dirs() { # the node's cgroup root in each hierarchy (v1) or the unified one (v2)
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    [[ -d "/sys/fs/cgroup/$CGROUP_ROOT" ]] && echo "/sys/fs/cgroup/$CGROUP_ROOT"
+    return 0
+  fi
+  local h
+  for h in /sys/fs/cgroup/*/; do [[ -d "$h$CGROUP_ROOT" ]] && echo "$h$CGROUP_ROOT"; done
+  return 0
+}
 kill_pods() {
   local d pids
   pids="$(for d in $(cgroup_dirs); do find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un)"
