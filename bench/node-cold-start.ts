@@ -20,6 +20,10 @@
  *   warm-up         sessions → the warm-up inference done
  *   readiness       warmed up → the pod's Ready condition seen (the readiness probe's period)
  *
+ * A restart is timed from the old process's exit (after its graceful drain,
+ * reported apart as stopMs): the kubelet starts a new container in the same
+ * sandbox, so schedule and sandbox are nil, and the model comes from the cache.
+ *
  * Writes bench/results/node-cold-start.json and prints a Markdown table.
  */
 import { spawn } from 'node:child_process';
@@ -47,6 +51,8 @@ interface Run {
   totalMs: number;
   phasesMs: Record<Phase, number>;
   fromCache: boolean;
+  /** Restarts: SIGTERM → the old process's exit (the graceful drain), not part of totalMs. */
+  stopMs?: number;
 }
 
 /** containerd's task and container events with their timestamps, as `ctr events` prints them. */
@@ -133,11 +139,14 @@ async function main(): Promise<void> {
         const seen = await watchPod(cluster, ns, name, applied);
         runs.push(await measure(cluster, events, ns, name, c.name, 'cold', applied, seen));
         // A restart of the server container: same pod, the model in its emptyDir cache.
+        // Timed from the old process's exit: its drain (readiness off, DRAIN_DELAY_MS) is the stop, not the start.
         const pid = await containerPid(cluster, seen.containerId);
         const killed = Date.now();
         process.kill(pid, 'SIGTERM');
         const again = await watchPod(cluster, ns, name, killed, seen.containerId);
-        runs.push(await measure(cluster, events, ns, name, c.name, 'restart', killed, again));
+        const oldId = seen.containerId.replace(/^containerd:\/\//, '');
+        const exited = events.find('/tasks/exit', oldId, killed) ?? killed;
+        runs.push({ ...(await measure(cluster, events, ns, name, c.name, 'restart', exited, { ...again, scheduledAt: exited })), stopMs: exited - killed });
         await kubectl(['delete', 'onnxmodel', name, '-n', ns, '--wait=true']);
         await eventually(async () => {
           const out = await kubectl(['get', 'pods', '-n', ns, '-l', `${MODEL_LABEL}=${name}`, '-o', 'name']);
