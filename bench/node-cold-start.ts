@@ -9,7 +9,7 @@
  * installed by `kubectl apply -k config/default`; models come from the GCS
  * emulator on the node's address. Every timestamp is this machine's clock:
  *
- *   schedule        apply → the pod is bound to the node (a watch on pods)
+ *   schedule        apply → the pod is bound to the node (pods polled every 100 ms)
  *   sandbox + image bound → the server container is created (containerd's events:
  *                   the pause sandbox, its network, and the image check: the
  *                   image is present on the node, nothing is pulled)
@@ -189,7 +189,7 @@ interface Seen {
   containerId: string;
 }
 
-/** Polls the model's pod until Ready (with a container other than `previousContainer`), noting when it was bound and Ready. */
+/** Polls the model's pod (kubectl, every 100 ms) until Ready (with a container other than `previousContainer`), noting when it was bound and Ready. */
 async function watchPod(cluster: NodeCluster, ns: string, model: string, since: number, previousContainer?: string): Promise<Seen> {
   let scheduledAt: number | undefined = previousContainer ? since : undefined;
   const deadline = Date.now() + 10 * 60_000;

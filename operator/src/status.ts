@@ -71,8 +71,10 @@ function podTrouble(pod: V1Pod): Cond | undefined {
   if (waiting?.reason && CREATE_FAILURES.has(waiting.reason)) {
     return { type: 'Ready', status: 'False', reason: 'PodFailing', message: `pod ${name}: ${waiting.reason}: ${waiting.message ?? ''}`.trimEnd() };
   }
-  // The last run ended badly: the server said why in its termination message.
-  const last = server.state?.terminated ?? server.lastState?.terminated;
+  // The last run ended badly: the server said why in its termination message. Only while it is down:
+  // a container running again (loading, warming up) is not reported by its previous crash.
+  const down = server.state?.terminated !== undefined || server.state?.waiting !== undefined;
+  const last = down ? (server.state?.terminated ?? server.lastState?.terminated) : undefined;
   if (!last || last.exitCode === EXIT_CODE.stopped) return undefined;
   const said = lastWords(last.message);
   const restarts = server.restartCount > 0 ? ` (restarted ${server.restartCount} times)` : '';

@@ -78,7 +78,7 @@ flock -n 8 || die "another node is starting or stopping on this machine ($NODE_L
 if [[ -f "$NODE_LEDGER" ]]; then
   old_state="$(sed -n 's/^STATE=//p' "$NODE_LEDGER")"
   if [[ -n "$old_state" && -f "$old_state" ]] && grep -q '^KUBELET_PID=' "$old_state"; then
-    pid="$(sed -n 's/^KUBELET_PID=//p' "$old_state")"
+    pid="$(sed -n 's/^KUBELET_PID=//p' "$old_state" | tail -n1 | tr -d "'")" # the last one; '' when it never started
     dir="$(sed -n 's/^NODE_DIR=//p' "$NODE_LEDGER")"
     if [[ -r "/proc/$pid/cmdline" ]] && grep -qF -- "$dir" <<<"$(tr '\0' ' ' <"/proc/$pid/cmdline")"; then
       die "a node is running (kubelet pid $pid, state $old_state): stop it with scripts/control-plane/stop.sh $old_state"
@@ -90,9 +90,19 @@ if [[ -f "$NODE_LEDGER" ]]; then
   flock -n 8 || die "another node is starting on this machine"
 fi
 
-NODE_IP="${NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)}"
+NODE_IP="${NODE_IP:-$({ ip -4 route get 1.1.1.1 2>/dev/null || true; } | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)}"
 [[ -n "$NODE_IP" && "$NODE_IP" != 127.* ]] || die "no usable node IP (set NODE_IP to a non-loopback address of this machine)"
 grep -qF " $NODE_IP/" <<<"$(ip -4 addr show)" || die "NODE_IP $NODE_IP is not an address of this machine"
+
+# What stop removes must be ours: refuse a machine that already has the bridge or Kubernetes' chains.
+! ip link show "$NODE_BRIDGE" >/dev/null 2>&1 || die "a link named $NODE_BRIDGE exists already (set NODE_BRIDGE to another name)"
+for ipt in iptables ip6tables; do
+  command -v "$ipt" >/dev/null || continue
+  for table in filter nat mangle; do
+    ! grep -q '^-N KUBE-' <<<"$("$ipt" -t "$table" -S 2>/dev/null || true)" ||
+      die "$ipt's $table table has KUBE-* chains already: another Kubernetes node runs on this machine"
+  done
+done
 
 NODE_DIR="$CP_DIR/node"
 mkdir -p "$NODE_DIR"/{containerd,cni,cni-ipam,kubelet,kubelet-pki,pod-logs,volume-plugins,logs}
@@ -102,7 +112,9 @@ CGROUP_ROOT="onnx-node-$(basename "$CP_DIR")"
 # The ledger: everything below that outlives our processes, recorded before it is changed.
 SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
   kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet
-  net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables)
+  net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+  net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established
+  net.netfilter.nf_conntrack_tcp_timeout_close_wait)
 {
   echo "STATE=$STATE"
   echo "NODE_DIR=$NODE_DIR"
@@ -114,7 +126,6 @@ SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic k
     f="/proc/sys/${s//.//}"
     [[ -r "$f" ]] && echo "SYSCTL $s=$(cat "$f")"
   done
-  for ns in /run/netns/*; do [[ -e "$ns" ]] && echo "NETNS_BEFORE ${ns##*/}"; done
 } >"$NODE_LEDGER.tmp"
 mv -f "$NODE_LEDGER.tmp" "$NODE_LEDGER"
 log "ledger $NODE_LEDGER written; node dir $NODE_DIR, node IP $NODE_IP"
@@ -149,10 +160,10 @@ wait_for() { # name pid logfile check...
   return 1
 }
 PICKED=" "
-pick_port() { # VAR: a free port in 32000-39999 (above start.sh's range, below the ephemeral one)
+pick_port() { # VAR: a free port in 10000-19999 (below start.sh's range and the node ports, outside the ephemeral range)
   local p hex
   for _ in $(seq 1 200); do
-    p=$((32000 + (RANDOM * 32768 + RANDOM) % 8000))
+    p=$((10000 + (RANDOM * 32768 + RANDOM) % 10000))
     [[ "$PICKED" == *" $p "* ]] && continue
     hex="$(printf ':%04X ' "$p")"
     grep -q -- "$hex" <<<"$(awk '{print $2" "}' /proc/net/tcp /proc/net/tcp6 2>/dev/null)" && continue
@@ -227,6 +238,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   restrict_oom_score_adj = true
+  # The pods' network namespaces under our state dir, not /run/netns: stop unmounts them with the rest.
+  netns_mounts_under_state_dir = true
   enable_selinux = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -236,6 +249,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         BinaryName = "$(command -v runc)"
+        Root = "$NODE_DIR/containerd/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$NODE_DIR/cni"
@@ -401,12 +415,14 @@ clusterCIDR: $NODE_POD_CIDR
 hostnameOverride: $NODE_NAME
 healthzBindAddress: 127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT
 metricsBindAddress: 127.0.0.1:$KUBE_PROXY_METRICS_PORT
-# Node ports on the node's address only, and leave the machine's conntrack table size alone.
+# Node ports on the node's address only, and leave the machine's conntrack table and timeouts alone.
 nodePortAddresses: ["$NODE_IP/32"]
 iptables:
   localhostNodePorts: false
 conntrack:
   maxPerCore: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
 EOF
 KUBE_PROXY_LOG="$NODE_DIR/logs/kube-proxy.log"
 log "starting kube-proxy (iptables mode)"

@@ -26,10 +26,13 @@ if [[ ! -f "$NODE_LEDGER" ]]; then
   log "no ledger $NODE_LEDGER; nothing to undo"
   exit 0
 fi
-# Another plane's node is not ours to stop.
-if [[ -n "$STATE" ]] && [[ "$(sed -n 's/^STATE=//p' "$NODE_LEDGER")" != "$STATE" ]]; then
-  log "the ledger belongs to $(sed -n 's/^STATE=//p' "$NODE_LEDGER"), not $STATE; leaving it"
-  exit 0
+# Another plane's node is not ours to stop: the node directory (not the state file's path, which may be a copy) decides.
+if [[ -n "$STATE" ]]; then
+  mine="$(sed -n 's/^NODE_DIR=//p' "$STATE" | tail -n1)"
+  if [[ "$(sed -n 's/^NODE_DIR=//p' "$NODE_LEDGER")" != "$mine" ]]; then
+    log "the ledger is another node's ($(sed -n 's/^NODE_DIR=//p' "$NODE_LEDGER")), not this one's (${mine:-none}); leaving it"
+    exit 0
+  fi
 fi
 exec 8>"$NODE_LEDGER.lock"
 flock -w 30 8 || { log "cannot lock $NODE_LEDGER.lock"; exit 1; }
@@ -121,14 +124,11 @@ for _ in 1 2 3; do
   for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 done
 
-# 5. Network: the pods' namespaces (containerd names them cni-*) made since start, then the bridge.
-declare -A before=()
-while read -r ns; do [[ -n "$ns" ]] && before["$ns"]=1; done < <(sed -n 's/^NETNS_BEFORE //p' "$NODE_LEDGER")
-for f in /run/netns/cni-*; do
-  [[ -e "$f" ]] || continue
-  ns="$(basename "$f")"
-  [[ -n "${before[$ns]:-}" ]] && continue
-  ip netns delete "$ns" 2>/dev/null || { umount "$f" 2>/dev/null; rm -f "$f"; }
+# 5. Network: the pods' namespaces were mounts under the state dir (gone with step 4, and their veths
+# with them); libcni's cache of each sandbox's result, then the bridge (node-start refused an existing one).
+for sandbox in "$NODE_DIR"/containerd/state/io.containerd.grpc.v1.cri/sandboxes/*/; do
+  id="$(basename "$sandbox")"
+  [[ "$id" =~ ^[0-9a-f]{64}$ ]] && rm -f /var/lib/cni/results/*-"$id"-*
 done
 if [[ -n "$BRIDGE" ]] && ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip link delete "$BRIDGE" && log "removed bridge $BRIDGE"
@@ -142,10 +142,10 @@ for ipt in iptables ip6tables; do
     mapfile -t chains < <("$ipt" -t "$table" -S 2>/dev/null | sed -n 's/^-N \(KUBE-[^ ]*\)$/\1/p')
     ((${#chains[@]})) || continue
     # Rules that jump to them first, then the chains themselves.
+    # eval: the rules' comments are quoted ("kubernetes service portals").
     "$ipt" -t "$table" -S 2>/dev/null | grep -E -- '-j KUBE-' | grep -Ev '^-A KUBE-' | sed 's/^-A /-D /' |
       while read -r rule; do
-        # shellcheck disable=SC2086
-        "$ipt" -t "$table" $rule 2>/dev/null
+        eval "\"\$ipt\" -t \"\$table\" $rule" 2>/dev/null
       done
     for ch in "${chains[@]}"; do "$ipt" -t "$table" -F "$ch" 2>/dev/null; done
     for ch in "${chains[@]}"; do "$ipt" -t "$table" -X "$ch" 2>/dev/null; done

@@ -67,7 +67,7 @@ CP_NODE="${CP_NODE:-0}"
 API_ADDRESS=127.0.0.1
 if [[ "$CP_NODE" == 1 ]]; then
   [[ "$(id -u)" == 0 ]] || { log "ERROR: CP_NODE=1 needs root"; exit 1; }
-  NODE_IP="${NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)}"
+  NODE_IP="${NODE_IP:-$({ ip -4 route get 1.1.1.1 2>/dev/null || true; } | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)}"
   [[ -n "$NODE_IP" && "$NODE_IP" != 127.* ]] || { log "ERROR: no non-loopback node IP (set NODE_IP)"; exit 1; }
   export NODE_IP
   API_ADDRESS="$NODE_IP"
@@ -88,7 +88,8 @@ cleanup_on_failure() {
     log "---- end of $FAILED_LOG ----"
   fi
   local p
-  if [[ "$CP_NODE" == 1 && -f "$CP_DIR/state.env" ]]; then "$HERE/node-stop.sh" "$CP_DIR/state.env" >&2 || true; fi
+  if [[ "$CP_NODE" == 1 && -f "$CP_STATE_FILE" ]]; then "$HERE/node-stop.sh" "$CP_STATE_FILE" >&2 || true; fi
+  rm -f "$CP_STATE_FILE"
   for p in $CONTROLLER_MANAGER_PID $APISERVER_PID $ETCD_PID; do kill "$p" 2>/dev/null || true; done
   sleep 1
   for p in $CONTROLLER_MANAGER_PID $APISERVER_PID $ETCD_PID; do kill -9 "$p" 2>/dev/null || true; done
@@ -116,7 +117,7 @@ port_in_use() {
 pick_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 10000))
     [[ "$PICKED" == *" $p "* ]] && continue
     port_in_use "$p" && continue
     PICKED+="$p "

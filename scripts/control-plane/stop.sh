@@ -52,7 +52,11 @@ stop_pid() { # name pid
 }
 
 # The node first: its kubelet would otherwise restart pods while the plane goes away.
-if grep -q '^NODE_LEDGER=' "$STATE"; then "$(dirname "${BASH_SOURCE[0]}")/node-stop.sh" "$STATE"; fi
+# If it fails, the plane stays up and its files stay: removing them under a live kubelet would do worse.
+if grep -q '^NODE_LEDGER=' "$STATE" && ! "$(dirname "${BASH_SOURCE[0]}")/node-stop.sh" "$STATE"; then
+  log "stopping the node failed; the control plane is left running (retry: $0 $STATE)"
+  exit 1
+fi
 
 stop_pid kube-controller-manager "$(val CONTROLLER_MANAGER_PID)"
 stop_pid kube-apiserver "$(val APISERVER_PID)"

@@ -77,9 +77,9 @@ export class ClosedLoopLoad {
     this.phases.push(this.current);
   }
 
-  /** Answers so far in the current phase. */
-  get answeredInPhase(): number {
-    return this.current.ok + this.current.failed;
+  /** Right answers so far in the current phase. */
+  get okInPhase(): number {
+    return this.current.ok;
   }
 
   async stop(): Promise<LoadReport> {

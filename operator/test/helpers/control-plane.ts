@@ -192,12 +192,15 @@ function clientNode(): Promise<typeof import('@kubernetes/client-node')> {
 
 // ------------------------------------------------------------------ cleanup of live planes
 
+/** stop.sh with a node: up to 10 s for each of four daemons, the node lock, then the plane. */
+const STOP_TIMEOUT_MS = 180_000;
+
 /** State files of planes this process started and has not stopped yet. */
 const live = new Set<string>();
 let exitHooksInstalled = false;
 
 function stopSync(stateFile: string): void {
-  spawnSync('bash', [join(repoRoot(), 'scripts', 'control-plane', 'stop.sh'), stateFile], { stdio: 'ignore', timeout: 60_000 });
+  spawnSync('bash', [join(repoRoot(), 'scripts', 'control-plane', 'stop.sh'), stateFile], { stdio: 'ignore', timeout: STOP_TIMEOUT_MS });
   live.delete(stateFile);
 }
 
@@ -309,7 +312,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     },
     stop() {
       stopping ??= (async () => {
-        const r = await run('bash', [join(scripts, 'stop.sh'), stateFile], { env, echo, timeoutMs: 60_000 });
+        const r = await run('bash', [join(scripts, 'stop.sh'), stateFile], { env, echo, timeoutMs: STOP_TIMEOUT_MS });
         live.delete(stateFile);
         if (r.code !== 0) throw new Error(`scripts/control-plane/stop.sh exited ${r.code}:\n${tail(r.stderr)}`);
       })();

@@ -87,10 +87,11 @@ describe('OnnxModel status', () => {
 
     it('a crash without a message falls back to the last log line, or the exit code; OOM kills say which limit', () => {
       const logLine = JSON.stringify({ level: 60, msg: 'Cannot find module x' });
-      expect(ready([pod('m-1', { lastState: { terminated: { exitCode: 1, message: `{"level":30}\n${logLine}\n` } } })])).to.deep.include({ reason: 'ServerCrashing', message: 'pod m-1: Cannot find module x' });
+      const backOff = { waiting: { reason: 'CrashLoopBackOff' } };
+      expect(ready([pod('m-1', { state: backOff, lastState: { terminated: { exitCode: 1, message: `{"level":30}\n${logLine}\n` } } })])).to.deep.include({ reason: 'ServerCrashing', message: 'pod m-1: Cannot find module x' });
       expect(ready([pod('m-1', { state: { terminated: { exitCode: 139 } } })]).message).to.equal('pod m-1: exited with code 139');
-      expect(ready([pod('m-1', { restartCount: 1, lastState: { terminated: { exitCode: 137, reason: 'OOMKilled' } } })]).message).to.match(/memory limit.*\(restarted 1 times\)$/);
-      expect(ready([pod('m-1', { lastState: { terminated: { exitCode: EXIT_CODE.invalidConfig, message: 'invalid configuration: MAX_BATCH_SIZE must be' } } })]).reason).to.equal('InvalidServerConfig');
+      expect(ready([pod('m-1', { state: backOff, restartCount: 1, lastState: { terminated: { exitCode: 137, reason: 'OOMKilled' } } })]).message).to.match(/memory limit.*\(restarted 1 times\)$/);
+      expect(ready([pod('m-1', { state: backOff, lastState: { terminated: { exitCode: EXIT_CODE.invalidConfig, message: 'invalid configuration: MAX_BATCH_SIZE must be' } } })]).reason).to.equal('InvalidServerConfig');
     });
 
     it('images that cannot be had, pods no node can take', () => {
@@ -101,7 +102,10 @@ describe('OnnxModel status', () => {
 
     it('a pod still starting, a cleanly stopped one or a terminating one is not trouble; the first troubled pod by name wins', () => {
       expect(ready([pod('m-1', { state: { waiting: { reason: 'ContainerCreating' } } })]).reason).to.equal('ReplicasNotReady');
-      expect(ready([pod('m-1', { lastState: { terminated: { exitCode: EXIT_CODE.stopped } } })]).reason).to.equal('ReplicasNotReady');
+      expect(ready([pod('m-1', { state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: EXIT_CODE.stopped } } })]).reason).to.equal('ReplicasNotReady');
+      // Restarted after a failed load and loading again: its last crash is history, not the present.
+      const reloading = pod('m-1', { restartCount: 2, state: { running: { startedAt: now } }, lastState: { terminated: { exitCode: EXIT_CODE.modelLoadFailed } } });
+      expect(ready([reloading]).reason).to.equal('ReplicasNotReady');
       const terminating = pod('m-0', { state: { terminated: { exitCode: 1 } } });
       terminating.metadata!.deletionTimestamp = now;
       const b = pod('m-b', { state: { terminated: { exitCode: 1 } } });
