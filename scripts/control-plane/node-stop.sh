@@ -117,6 +117,15 @@ containerd_pid="$(state_pid CONTAINERD_PID)"
 stop_pid containerd "$containerd_pid"
 kill_ours
 
+# containerd 1.6 puts every shim's socket in /run/containerd/s, named by a hash of its containerd's
+# address, namespace and task id: remove ours (a killed shim leaves its socket behind).
+for task in "$NODE_DIR"/containerd/state/io.containerd.runtime.v2.task/k8s.io/*/; do
+  [[ -d "$task" && -n "$SOCK" ]] || continue
+  hash="$(printf '%s' "$SOCK/k8s.io/$(basename "$task")" | sha256sum | cut -d' ' -f1)"
+  rm -f "/run/containerd/s/$hash"
+done
+rmdir /run/containerd/s /run/containerd 2>/dev/null # only when empty: then they were ours alone
+
 # 4. Mounts under the node's directory (pod volumes, sandbox /dev/shm, snapshots), deepest first.
 for _ in 1 2 3; do
   mapfile -t mounts < <(awk -v d="$NODE_DIR" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r)
