@@ -100,20 +100,39 @@ export function parseInferRequest(json: unknown): V2InferRequest {
   return { id, parameters: parameters as Parameters | undefined, inputs: parsedInputs, outputs: parsedOutputs };
 }
 
-/** Flattens JSON tensor data (flat or nested arrays) into numbers, checking each one. */
-function flattenJson(data: unknown, name: string, count: number): number[] {
+/** Deeper than any tensor this server takes (rank ≤ 4 plus batch); a deeper `data` is refused, not walked. */
+export const MAX_DATA_DEPTH = 32;
+
+/**
+ * Flattens JSON tensor data (flat or nested arrays) into numbers, checking each
+ * element. Iterative, with an explicit stack bounded by MAX_DATA_DEPTH: a
+ * 10,000-level nesting is a 400, never a stack overflow.
+ */
+function flattenJson(data: unknown, name: string, count: number, uint8: boolean): number[] {
+  // Grown as elements arrive, never sized from the shape: a shape of 10^9 must not allocate 4 GB.
   const out: number[] = [];
-  const walk = (v: unknown): void => {
-    if (Array.isArray(v)) {
-      for (const item of v) walk(item);
-    } else if (typeof v === 'number' && Number.isFinite(v)) {
-      if (out.length >= count) throw badRequest(`input ${name}: "data" has more elements than its shape (${count})`);
-      out.push(v);
-    } else {
-      throw badRequest(`input ${name}: "data" must contain only finite numbers`);
-    }
+  const put = (v: unknown) => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw badRequest(`input ${name}: "data" must contain only finite numbers`);
+    if (uint8 && !(Number.isInteger(v) && v >= 0 && v <= 255)) throw badRequest(`input ${name}: UINT8 data must be integers 0-255`);
+    if (out.length >= count) throw badRequest(`input ${name}: "data" has more elements than its shape (${count})`);
+    out.push(v);
   };
-  walk(data);
+  if (!Array.isArray(data)) put(data);
+  else {
+    const stack: { items: unknown[]; next: number }[] = [{ items: data, next: 0 }];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      if (top.next === top.items.length) {
+        stack.pop();
+        continue;
+      }
+      const item = top.items[top.next++];
+      if (Array.isArray(item)) {
+        if (stack.length >= MAX_DATA_DEPTH) throw badRequest(`input ${name}: "data" is nested deeper than ${MAX_DATA_DEPTH} levels`);
+        stack.push({ items: item, next: 0 });
+      } else put(item);
+    }
+  }
   if (out.length !== count) throw badRequest(`input ${name}: "data" has ${out.length} elements but shape needs ${count}`);
   return out;
 }
@@ -141,12 +160,8 @@ export function decodeInputs(request: V2InferRequest, binary: Buffer): DecodedIn
       return { header, data: header.datatype === 'FP32' ? new Float32Array(copy.buffer, 0, count) : copy };
     }
     if (header.data === undefined) throw badRequest(`input ${header.name}: has neither "data" nor parameters.binary_data_size`);
-    const values = flattenJson(header.data, header.name, count);
-    if (header.datatype === 'UINT8') {
-      if (!values.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) throw badRequest(`input ${header.name}: UINT8 data must be integers 0-255`);
-      return { header, data: Uint8Array.from(values) };
-    }
-    return { header, data: Float32Array.from(values) };
+    const values = flattenJson(header.data, header.name, count, header.datatype === 'UINT8');
+    return { header, data: header.datatype === 'UINT8' ? Uint8Array.from(values) : Float32Array.from(values) };
   });
   if (offset !== binary.length) throw badRequest(`the body has ${binary.length - offset} bytes of binary data no input claims`);
   return decoded;

@@ -51,6 +51,27 @@ describe('v2 protocol codec', () => {
     expect(status(() => parseInferRequest({ inputs: [{ name: 'x', shape: [-1], datatype: 'FP32' }] }))).to.equal(400);
   });
 
+  it('refuses data nested 10,000 levels deep with 400, without a stack overflow; keeps rank-deep nesting', () => {
+    // As the body arrives: JSON text, parsed by JSON.parse (which is iterative in V8).
+    const deep = `${'['.repeat(10_001)}1${']'.repeat(10_001)}`;
+    const parsed = parseInferRequest(JSON.parse(`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":${deep}}]}`) as unknown);
+    const err = (() => {
+      try {
+        decodeInputs(parsed, Buffer.alloc(0));
+        return undefined;
+      } catch (e) {
+        return e as Error & { status?: number };
+      }
+    })();
+    expect(status(() => decodeInputs(parsed, Buffer.alloc(0)))).to.equal(400);
+    expect(err?.message).to.match(/nested deeper than 32 levels/);
+    const nested = [[[[1, 2], [3, 4]], [[5, 6], [7, 8]]]];
+    const [decoded] = decodeInputs(parseInferRequest({ inputs: [{ name: 'x', shape: [1, 2, 2, 2], datatype: 'UINT8', data: nested }] }), Buffer.alloc(0));
+    expect(Array.from(decoded!.data)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+    // A shape far beyond the data is refused by counting what arrived, not by allocating what was promised.
+    expect(status(() => decodeInputs(parseInferRequest({ inputs: [{ name: 'x', shape: [1_000_000_000], datatype: 'FP32', data: [1] }] }), Buffer.alloc(0)))).to.equal(400);
+  });
+
   it('chooses binary per output, else per request', () => {
     const request = parseInferRequest({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }], parameters: { binary_data_output: true } });
     expect(wantsBinary(request, undefined)).to.equal(true);
