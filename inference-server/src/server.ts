@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from './config/server-config.js';
 import { admissionGate } from './http/admission-gate.js';
 import { createApp } from './http/app.js';
+import { answerProtocolErrors } from './http/protocol-errors.js';
 import { RefusalLog } from './http/request-context.js';
 import type { ServerInfo } from './http/v2-router.js';
 import { Metrics } from './metrics.js';
@@ -98,6 +99,7 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
     { requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, config.requestTimeoutMs), connectionsCheckingInterval: 1000 },
     gate.listener,
   );
+  answerProtocolErrors(server);
   // Longer than the idle timeouts of cloud load balancers, so they never reuse a socket we just closed.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
