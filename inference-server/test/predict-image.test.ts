@@ -149,6 +149,21 @@ describe('POST /predict/image', function () {
       await expectError(postForm(url, { image_file: jpeg.subarray(0, jpeg.length / 2) }), 400, /could not be decoded/);
     });
     it('upload over the limit → 413', () => expectError(postForm(url, { image_file: Buffer.alloc(1024 * 1024 + 100, 1) }), 413, /upload limit/));
+    it('an upload of exactly the limit is not over it (its bytes are judged next: 415), one byte more is', async () => {
+      await expectError(postForm(url, { image_file: Buffer.alloc(1024 * 1024, 1) }), 415, /not an image/);
+      await expectError(postForm(url, { image_file: Buffer.alloc(1024 * 1024 + 1, 1) }), 413, /upload limit/);
+    });
+    it('a form field of exactly 1024 bytes is taken, 1025 is too long → 400', async () => {
+      const image = await picture(8, 8, RED, RED).png().toBuffer();
+      expect((await postForm(url, { image_file: image, note: 'x'.repeat(1024) })).status).to.equal(200);
+      await expectError(postForm(url, { image_file: image, note: 'x'.repeat(1025) }), 400, /form field note is too long/);
+    });
+    it('a url-encoded form → 415', () =>
+      expectError(
+        fetch(url, { method: 'POST', body: 'image_file=abc', headers: { 'content-type': 'application/x-www-form-urlencoded' } }).then(async (r) => ({ status: r.status, body: await r.json() })),
+        415,
+        /multipart\/form-data/,
+      ));
     it('a declared body far over the limit → 413 before reading it', async () => {
       const res = await fetch(url, { method: 'POST', body: Buffer.alloc(3 * 1024 * 1024), headers: { 'content-type': 'multipart/form-data; boundary=x' } });
       expect(res.status).to.equal(413);

@@ -112,7 +112,8 @@ export function readForm(req: IncomingMessage, fileField: string, limits: FormLi
     try {
       parser = busboy({
         headers: req.headers,
-        limits: { fileSize: limits.maxFileBytes, files: 1, fields: MAX_FIELDS, fieldSize: MAX_FIELD_BYTES, parts: MAX_FIELDS + 1 },
+        // +1: busboy reports a limit when a part reaches it, and a part of exactly the limit is allowed.
+        limits: { fileSize: limits.maxFileBytes + 1, files: 1, fields: MAX_FIELDS, fieldSize: MAX_FIELD_BYTES + 1, parts: MAX_FIELDS + 1 },
       });
     } catch {
       reject(new UnsupportedMedia(`send multipart/form-data with the image in a field named ${fileField} (got Content-Type: ${req.headers['content-type'] ?? 'none'})`));
