@@ -13,11 +13,11 @@
  * not asserted: they are measured by npm run bench:hostile.
  */
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { testModels } from './helpers/models.js';
+import { rawRequest } from './helpers/raw-http.js';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 
 /** Fixed for npm test; FUZZ_SEED=random (npm run fuzz) draws one, printed after the run to replay it. */
@@ -83,32 +83,6 @@ async function post(url: string, body: Buffer, contentType: string): Promise<Ans
     throw err;
   }
   return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: await res.text() };
-}
-
-/** Writes raw bytes, half-closes, and reads the first response (if any) until the server closes. */
-function raw(port: number, bytes: Buffer): Promise<Answer | undefined> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('the server neither answered nor closed within 20 s'));
-    }, 20_000);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', () => undefined); // a reset after the answer is fine; none is judged below
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString('latin1');
-      if (text === '') return resolve(undefined);
-      const head = text.slice(0, text.indexOf('\r\n\r\n') === -1 ? text.length : text.indexOf('\r\n\r\n'));
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
-      const contentType = /^content-type:\s*(.*)$/im.exec(head)?.[1]?.trim() ?? '';
-      const length = Number(/^content-length:\s*(\d+)$/im.exec(head)?.[1] ?? -1);
-      const rest = text.slice(head.length + 4);
-      resolve({ status, contentType, body: length >= 0 ? rest.slice(0, length) : rest });
-    });
-    socket.end(bytes);
-  });
 }
 
 /** Answers seen per status: printed after the run, and a check that the inputs reached the server at all. */
@@ -243,7 +217,7 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: requests.length - 1 }), mutations, async (i, ops) => {
         const bytes = mutate(requests[i]!, ops);
-        const a = await raw(port, bytes);
+        const a = await rawRequest(port, bytes);
         if (!a) return; // closed without a byte: an incomplete request the client gave up on
         judge(`raw ${JSON.stringify(bytes.toString('latin1').slice(0, 120))}`, a, { bodyless: /^HEAD /.test(bytes.toString('latin1')) });
       }),
