@@ -4,6 +4,8 @@
  * sends these on purpose.
  */
 import { expect } from 'chai';
+import { RED, picture } from './helpers/images.js';
+import { testModels } from './helpers/models.js';
 import { rawRequest } from './helpers/raw-http.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -45,5 +47,24 @@ describe('protocol errors (below Express) answer with JSON', function () {
   it('keeps serving afterwards', async () => {
     const res = await fetch(`${server.url}/v2/health/ready`);
     expect(res.status).to.equal(200);
+  });
+
+  it('pipelined requests on one connection are taken one after another: eight do not trip a limit of two', async () => {
+    const models = await testModels();
+    const limited = await startTestServer({ MODEL_URI: models.colorNchw, LABELS_URI: models.colorLabels, MAX_IN_FLIGHT: '2' });
+    try {
+      const image = await picture(32, 32, RED, RED).png().toBuffer();
+      const one = Buffer.concat([
+        Buffer.from(`POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${image.length}\r\n\r\n`),
+        image,
+      ]);
+      const last = Buffer.from('GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      const r = await rawRequest(Number(new URL(limited.url).port), Buffer.concat([...Array.from({ length: 8 }, () => one), last]), { halfClose: false });
+      const statuses = [...r!.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+      expect(statuses).to.deep.equal([200, 200, 200, 200, 200, 200, 200, 200, 200]);
+      expect(r!.text.match(/"Label":"red"/g)).to.have.length(8);
+    } finally {
+      await limited.stop();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { TooLarge } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -71,7 +72,29 @@ export function admissionGate(app: RequestListener, opts: GateOptions): Admissio
       () => res.destroy(),
     );
   };
-  const listener: RequestListener = (req, res) => {
+  // Pipelined requests on one connection run one after another. HTTP/1.1 answers them in order anyway, so
+  // starting them at once only multiplied what one client holds: eight pipelined uploads counted as eight.
+  const waiting = new WeakMap<Socket, (() => void)[]>();
+  const inTurn = (req: IncomingMessage, res: ServerResponse, handle: () => void) => {
+    const socket = req.socket;
+    const start = () => {
+      res.once('close', () => {
+        const queue = waiting.get(socket);
+        const next = socket.destroyed ? undefined : queue?.shift();
+        if (next) next();
+        else waiting.delete(socket);
+      });
+      handle();
+    };
+    const queue = waiting.get(socket);
+    if (queue) queue.push(start);
+    else {
+      waiting.set(socket, []);
+      start();
+    }
+  };
+  const listener: RequestListener = (req, res) => inTurn(req, res, () => admit(req, res));
+  const admit = (req: IncomingMessage, res: ServerResponse) => {
     const name = route(req);
     if (name === undefined) {
       app(req, res);
