@@ -211,7 +211,8 @@ fi
 
 mapfile -t SHELL_SCRIPTS < <(git ls-files -- '*.sh' .ci/run 2>/dev/null || find scripts bench .ci -name '*.sh' -o -path .ci/run)
 echo "== shellcheck (${#SHELL_SCRIPTS[@]} scripts)"
-if "$VENV_BIN/shellcheck" "${SHELL_SCRIPTS[@]}"; then
+# -x: follow the files scripts source (scripts/control-plane/lib.sh).
+if "$VENV_BIN/shellcheck" -x "${SHELL_SCRIPTS[@]}"; then
   echo "   no findings"
 else
   fail "shellcheck: shell scripts"

@@ -49,20 +49,10 @@ case "$NODE_DIR" in
 esac
 
 # A pid is ours when its command line names the node's directory (pid reuse after a crash).
-ours() { [[ -n "$1" && -r "/proc/$1/cmdline" ]] && grep -qF -- "$NODE_DIR" <<<"$(tr '\0' ' ' <"/proc/$1/cmdline")"; }
-stop_pid() { # name pid
-  local name="$1" pid="$2"
-  ours "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 1 40); do
-    ours "$pid" || { log "$name (pid $pid) stopped"; return 0; }
-    wait "$pid" 2>/dev/null
-    sleep 0.25
-  done
-  log "$name (pid $pid) did not stop in 10s; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null
-  sleep 0.2
-}
+# shellcheck source=scripts/control-plane/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ours() { cp_owns "$1" "$NODE_DIR"; }
+stop_pid() { cp_stop_pid "$1" "$2" "$NODE_DIR"; } # name pid
 state_pid() { [[ -n "$STATE" && -f "$STATE" ]] && sed -n "s/^$1=//p" "$STATE" | tail -n1; }
 
 kill_ours() { # every process whose command line names the node's directory: kubelet, shims, …

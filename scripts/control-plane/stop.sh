@@ -25,31 +25,10 @@ val() { # KEY -> value (undoes printf %q quoting by letting bash parse it)
 }
 CP_DIR="$(val CP_DIR)"
 
-# Only signal a pid whose command line mentions our temp dir (guards against
-# pid reuse after a reboot or a crash).
-ours() {
-  local pid="$1"
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" && -n "$CP_DIR" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$CP_DIR"
-}
-
-stop_pid() { # name pid
-  local name="$1" pid="$2"
-  if ! ours "$pid"; then
-    [[ -n "$pid" ]] && log "$name (pid $pid) not running"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 1 40); do
-    ours "$pid" || { log "$name (pid $pid) stopped"; return 0; }
-    # reap zombies if we happen to be the parent
-    wait "$pid" 2>/dev/null
-    sleep 0.25
-  done
-  log "$name (pid $pid) did not stop in 10s; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null
-  sleep 0.2
-}
+# Only a pid whose command line names our temp dir is signalled (pid reuse after a crash).
+# shellcheck source=scripts/control-plane/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+stop_pid() { cp_stop_pid "$1" "$2" "$CP_DIR"; } # name pid
 
 # The node first: its kubelet would otherwise restart pods while the plane goes away.
 # If it fails, the plane stays up and its files stay: removing them under a live kubelet would do worse.
