@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from './config/server-config.js';
 import { admissionGate } from './http/admission-gate.js';
 import { createApp } from './http/app.js';
+import { V2Decoder } from './http/v2-decoder.js';
 import { answerProtocolErrors } from './http/protocol-errors.js';
 import { RefusalLog } from './http/request-context.js';
 import type { ServerInfo } from './http/v2-router.js';
@@ -60,6 +61,9 @@ async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSign
   });
 }
 
+/** The most parsing one v2 JSON body may hold: room for a MAX_TENSOR_BYTES body of ordinary numbers ("0.123," and longer). */
+const V2_PARSE_BYTES_PER_TENSOR_BYTE = 4;
+
 /**
  * Starts listening at once (liveness answers during a long model download),
  * then fetches, loads and warms up the model; readiness follows.
@@ -77,6 +81,7 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   });
   const live: DataPlane = new DataPlane(config, metrics);
   const refusals = new RefusalLog(logger);
+  const v2Decoder = new V2Decoder({ maxParseBytes: V2_PARSE_BYTES_PER_TENSOR_BYTE * config.maxTensorBytes });
   const app = createApp({
     dataPlane: live,
     logger,
@@ -85,6 +90,7 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
     upload: { idleTimeoutMs: config.uploadIdleTimeoutMs, minBytesPerSecond: config.uploadMinBytesPerSecond },
     maxUploadBytes: config.maxUploadBytes,
     maxTensorBytes: config.maxTensorBytes,
+    v2Decoder,
   });
   const gate = admissionGate(app, {
     dataPlane: live,
@@ -160,7 +166,7 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
         logger.warn({ inFlight: gate.inFlight, graceMs: config.shutdownGraceMs }, 'grace period over: closing remaining connections');
         server.closeAllConnections();
       }
-      await live.close();
+      await Promise.all([live.close(), v2Decoder.close()]);
       logger.info('stopped');
     })();
     return stopping;

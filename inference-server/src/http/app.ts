@@ -6,6 +6,7 @@ import { pageRouter } from './page-router.js';
 import { predictRouter } from './predict-router.js';
 import { requestContext, type RefusalLog } from './request-context.js';
 import type { UploadLimits } from './upload.js';
+import type { V2Decoder } from './v2-decoder.js';
 import { v2Router, type ServerInfo } from './v2-router.js';
 
 export interface AppOptions {
@@ -17,10 +18,12 @@ export interface AppOptions {
   upload: Omit<UploadLimits, 'memoryFull' | 'maxBytes'>;
   maxUploadBytes: number;
   maxTensorBytes: number;
+  /** Decodes v2 bodies, large ones off the event loop; the server ends it at shutdown. */
+  v2Decoder: V2Decoder;
 }
 
 /** The Express app: request context, the seed-compatible route, the v2 protocol, metrics, the browser page at /, JSON errors. */
-export function createApp({ dataPlane, logger, refusals, info, upload, maxUploadBytes, maxTensorBytes }: AppOptions): Express {
+export function createApp({ dataPlane, logger, refusals, info, upload, maxUploadBytes, maxTensorBytes, v2Decoder }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -34,7 +37,7 @@ export function createApp({ dataPlane, logger, refusals, info, upload, maxUpload
     res.type(dataPlane.metrics.registry.contentType).send(await dataPlane.metrics.registry.metrics());
   });
   app.use(predictRouter(dataPlane, { ...upload, maxBytes: maxUploadBytes }));
-  app.use(v2Router(dataPlane, info, { ...upload, maxBytes: maxTensorBytes }));
+  app.use(v2Router(dataPlane, info, { ...upload, maxBytes: maxTensorBytes }, v2Decoder));
   app.use(pageRouter(dataPlane.config.modelName));
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -6,15 +6,8 @@ import type { DataPlane } from '../runtime/data-plane.js';
 import { V2_INFER_ROUTE } from './admission-gate.js';
 import { inferenceContext } from './request-context.js';
 import { readBody, type UploadLimits } from './upload.js';
-import {
-  V2_DATATYPE_OF,
-  decodeInputs,
-  encodeInferResponse,
-  parseInferRequest,
-  splitBody,
-  wantsBinary,
-  type V2ResponseOutput,
-} from './v2-codec.js';
+import { V2_DATATYPE_OF, encodeInferResponse, wantsBinary, type V2ResponseOutput } from './v2-codec.js';
+import type { V2Decoder } from './v2-decoder.js';
 
 const MODEL_VERSION = '1';
 
@@ -35,7 +28,7 @@ function classification(values: Float32Array, batch: number, n: number, labels: 
 }
 
 /** The Open Inference Protocol (KServe v2) REST API for the one model this server holds. */
-export function v2Router(dataPlane: DataPlane, info: ServerInfo, limits: Omit<UploadLimits, 'memoryFull'>): Router {
+export function v2Router(dataPlane: DataPlane, info: ServerInfo, limits: Omit<UploadLimits, 'memoryFull'>, decoder: V2Decoder): Router {
   const router = Router();
   const modelName = dataPlane.config.modelName;
   const uploadLimits: UploadLimits = { ...limits, memoryFull: () => dataPlane.memoryFull() };
@@ -84,9 +77,10 @@ export function v2Router(dataPlane: DataPlane, info: ServerInfo, limits: Omit<Up
     const classifier = requireModel(req);
     const context = inferenceContext(dataPlane, res);
     const body = await readBody(req, uploadLimits, context.reservation);
-    const { json, binary } = splitBody(body, req.get('inference-header-content-length'));
-    const request = parseInferRequest(json);
-    const inputs = decodeInputs(request, binary);
+    const bodyHeaderLength = req.get('inference-header-content-length');
+    // What parsing a large JSON part holds counts against the memory bound like the body itself.
+    if (!context.reservation.grow(decoder.reserveBytes(body, bodyHeaderLength))) throw dataPlane.memoryFull();
+    const { request, inputs } = await decoder.decode(body, bodyHeaderLength);
     const sig = classifier.signature;
     if (inputs.length !== 1) throw new InvalidRequest(`the model takes one input named ${sig.inputName}; got ${inputs.map((i) => i.header.name).join(', ')}`);
     const { header, data } = inputs[0]!;
