@@ -162,12 +162,15 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
       ]);
       clearTimeout(timer);
       clearInterval(sweep);
+      // Requests read but never answered: 0 unless the grace period ran out.
+      let unanswered = 0;
       if (timedOut) {
-        logger.warn({ inFlight: gate.inFlight, graceMs: config.shutdownGraceMs }, 'grace period over: closing remaining connections');
+        unanswered = gate.inFlight;
+        logger.warn({ inFlight: unanswered, graceMs: config.shutdownGraceMs }, 'grace period over: closing remaining connections');
         server.closeAllConnections();
       }
       await Promise.all([live.close(), v2Decoder.close()]);
-      logger.info('stopped');
+      logger.info({ unanswered }, 'stopped');
     })();
     return stopping;
   };
