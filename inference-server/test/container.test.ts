@@ -114,6 +114,12 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
     expect(await podmanOk(['exec', container!, 'cat', '/proc/1/cmdline'])).to.match(/^node\0dist\/inference-server\/src\/main\.js/);
   });
 
+  it('allocates with jemalloc (glibc malloc kept large refused bodies resident)', async () => {
+    const maps = await podmanOk(['exec', container!, 'cat', '/proc/1/maps']);
+    expect(maps).to.match(/libjemalloc\.so\.2/);
+    expect(await podmanOk(['exec', container!, 'sh', '-c', 'tr "\\0" "\\n" </proc/1/environ | grep ^MALLOC_CONF='])).to.match(/background_thread:true/);
+  });
+
   it('classifies a real photo with the built-in pretrained model (a cat)', async () => {
     const photo = await readFile(DEFAULT_SAMPLE_IMAGE);
     const res = await postForm(`${baseUrl}/predict/image`, { image_file: photo }, { filename: 'chelsea.jpg', type: 'image/jpeg' });
