@@ -58,19 +58,56 @@ function meter(req: IncomingMessage, limits: UploadLimits, reservation: Reservat
   };
 }
 
+/**
+ * Where a body's chunks go. With a Content-Length they are copied into one
+ * buffer of that size as they arrive, so a large body is never joined in one
+ * long copy on the event loop at its end (eight 57 MB bodies ending together
+ * held it for 350 ms); its pages are touched only as bytes arrive. Chunked
+ * bodies are kept as chunks and joined at the end.
+ */
+class BodyBuffer {
+  private readonly chunks: Buffer[] = [];
+  private readonly whole: Buffer | undefined;
+  private length = 0;
+
+  constructor(declared: number | undefined) {
+    this.whole = declared === undefined ? undefined : Buffer.allocUnsafe(declared);
+  }
+
+  add(chunk: Buffer): void {
+    if (this.whole && this.length + chunk.length <= this.whole.length) chunk.copy(this.whole, this.length);
+    else this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  bytes(): Buffer {
+    if (this.whole && this.length === this.whole.length && this.chunks.length === 0) return this.whole;
+    if (this.whole) return Buffer.concat([this.whole.subarray(0, Math.min(this.length, this.whole.length)), ...this.chunks]);
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+  }
+}
+
+/** The declared length, when it is one the limit allows (a larger one is refused as it arrives). */
+function declaredLength(req: IncomingMessage, maxBytes: number): number | undefined {
+  const raw = req.headers['content-length'];
+  if (raw === undefined || req.headers['transfer-encoding'] !== undefined) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 && n <= maxBytes ? n : undefined;
+}
+
 /** Reads a whole body (a raw image, a v2 request) under the limits. */
 export function readBody(req: IncomingMessage, limits: UploadLimits, reservation: Reservation, what = 'the request body'): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    const body = new BodyBuffer(declaredLength(req, limits.maxBytes));
     let settled = false;
-    const collect = (chunk: Buffer) => chunks.push(chunk);
+    const collect = (chunk: Buffer) => body.add(chunk);
     const finish = (err: Error | undefined) => {
       if (settled) return;
       settled = true;
       stop();
       req.off('data', collect);
       if (err === undefined) {
-        resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        resolve(body.bytes());
         return;
       }
       // Drain what is still in flight (the connection is closed after the answer), so the socket is not left paused.
