@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics.js';
 import type { Classifier, LoadedModel } from '../model/classifier.js';
 import type { Prediction } from '../model/postprocess.js';
 import { batchShape, imageElements, type ModelSignature } from '../model/signature.js';
+import { GarbageCollector } from './garbage-collector.js';
 import { MemoryBudget, type Reservation } from './memory-budget.js';
 import { QueueBudget } from './queue-budget.js';
 import { Scheduler } from './scheduler.js';
@@ -89,6 +90,8 @@ export class DataPlane {
   /** SIGTERM received: readiness is false so load balancers stop sending, but what still arrives is served. */
   draining = false;
   private readonly decodes: Semaphore;
+  /** Returns what large requests' bodies leave as garbage once they end (see garbage-collector.ts). */
+  private readonly collector = new GarbageCollector();
   /** Images admitted and being decoded, not yet in the scheduler: they count against the opt-in limits too. */
   private decoding = 0;
   /** Present in SLO mode (MAX_QUEUE_MS set): admission sized from a latency budget. */
@@ -130,7 +133,7 @@ export class DataPlane {
     // Always warmed up, budget or not: the first request must not pay for onnxruntime's lazy initialisation.
     const warmMs = await scheduler.warmUp(classifier.blank());
     this.queueBudget?.calibrate(warmMs);
-    this.model = { classifier, scheduler, memory: new MemoryBudget(maxQueueBytes), imageBytes: imageWorkingBytes(sig) };
+    this.model = { classifier, scheduler, memory: new MemoryBudget(maxQueueBytes, (bytes) => this.collector.released(bytes)), imageBytes: imageWorkingBytes(sig) };
   }
 
   /** The model, or NotReady saying why there is none. */
@@ -238,6 +241,7 @@ export class DataPlane {
 
   /** Stops the scheduler (what is still queued is refused) and releases the sessions. */
   async close(): Promise<void> {
+    this.collector.stop();
     await this.model?.scheduler.close();
   }
 }

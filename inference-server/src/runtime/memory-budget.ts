@@ -52,7 +52,11 @@ export class Reservation {
 export class MemoryBudget {
   private used = 0;
 
-  constructor(readonly limitBytes: number) {
+  /** `onRelease` hears of every reservation's bytes as it ends (the garbage collector's cue). */
+  constructor(
+    readonly limitBytes: number,
+    private readonly onRelease: (bytes: number) => void = () => undefined,
+  ) {
     if (!(limitBytes >= 1)) throw new Error(`the memory bound must be at least 1 byte, got ${limitBytes}`);
   }
 
@@ -80,5 +84,6 @@ export class MemoryBudget {
   /** @internal for Reservation */
   give(bytes: number): void {
     this.used -= bytes;
+    this.onRelease(bytes);
   }
 }
