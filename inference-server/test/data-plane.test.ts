@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { colorClassifier } from '../../scripts/models/color-classifier.js';
 import { loadConfig } from '../src/config/server-config.js';
-import { InvalidImage, InvalidRequest, NotReady, Overloaded, UnsupportedMedia } from '../src/errors.js';
+import { ClientGone, InvalidImage, InvalidRequest, NotReady, Overloaded, UnsupportedMedia } from '../src/errors.js';
 import { Metrics } from '../src/metrics.js';
 import { Classifier } from '../src/model/classifier.js';
 import { DataPlane } from '../src/runtime/data-plane.js';
@@ -55,6 +55,16 @@ describe('data plane', function () {
     const top3 = await ask(images[1]!, { topK: 3 });
     expect(top3.predictions.map((p) => p.label)).to.have.length(3);
     expect((await ask(images[1]!, { postProcess: false })).predictions).to.deep.equal([]);
+  });
+
+  it('spends no decode on a client that has already gone', async () => {
+    const image = await picture(64, 48, RED, RED).png().toBuffer();
+    const decodesBefore = (await plane.metrics.decodeDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const gone = new AbortController();
+    gone.abort();
+    expect(await failure(ask(image, { signal: gone.signal }))).to.be.instanceOf(ClientGone);
+    const decodesAfter = (await plane.metrics.decodeDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    expect(decodesAfter).to.equal(decodesBefore);
   });
 
   it('refuses bad input with domain errors, never with an HTTP status', async () => {

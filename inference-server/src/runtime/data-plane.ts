@@ -1,5 +1,5 @@
 import type { ServerConfig } from '../config/server-config.js';
-import { InvalidRequest, NotReady, Overloaded } from '../errors.js';
+import { ClientGone, InvalidRequest, NotReady, Overloaded } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
 import type { Metrics } from '../metrics.js';
 import type { Classifier, LoadedModel } from '../model/classifier.js';
@@ -181,6 +181,8 @@ export class DataPlane {
     let tensor;
     try {
       const decoded = await this.decodes.run(async () => {
+        // A client that left while its image waited for a decoder costs nothing more (a disconnect storm queues many).
+        if (req.signal?.aborted) throw new ClientGone('the client closed the connection before its image was decoded');
         const end = this.metrics.decodeDuration.startTimer();
         try {
           return await decodeImage(req.image, {
