@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { pino } from 'pino';
-import { DEFAULT_PREPROCESSING } from '../inference-server/src/config/preprocessing.js';
+import { DEFAULT_PREPROCESSING } from '../crds/preprocessing.js';
 import { DEFAULT_SAMPLE_IMAGE } from '../inference-server/src/config/server-config.js';
 import { decodeImage } from '../inference-server/src/imaging/decode.js';
 import { Classifier } from '../inference-server/src/model/classifier.js';

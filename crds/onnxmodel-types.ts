@@ -5,7 +5,7 @@
  * the server's own type, so a field added there is a field the CRD must carry.
  */
 import type { V1Affinity, V1Condition, V1EnvVar, V1ObjectMeta, V1Toleration } from '@kubernetes/client-node';
-import type { PreprocessingOptions } from '../inference-server/src/config/preprocessing.js';
+import type { PreprocessingOptions } from './preprocessing.js';
 
 export const GROUP = 'serving.onnxoperator.dev';
 export const VERSION = 'v1alpha1';

@@ -12,10 +12,11 @@
  * section with the markers when they are missing. `--crd PATH` reads another CRD
  * file (default crds/onnxmodel.yaml of this repository).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { checkSection, sectionCli, updateSection, type CheckResult, type GeneratedSection } from './readme-section.js';
 
 export const START_MARKER = '<!-- onnxmodel-reference:start -->';
 export const END_MARKER = '<!-- onnxmodel-reference:end -->';
@@ -206,96 +207,39 @@ export function renderReference(crdYaml: string): string {
 
 // ------------------------------------------------------------------ README markers
 
-export interface CheckResult {
-  ok: boolean;
-  /** Why not, with a hint to fix it; empty when ok. */
-  message: string;
-}
+export const REFERENCE_SECTION: GeneratedSection = {
+  start: START_MARKER,
+  end: END_MARKER,
+  what: 'OnnxModel reference',
+  source: 'crds/onnxmodel.yaml',
+  writeCommand: 'node dist/scripts/crd-docs.js --write README.md',
+  heading: 'OnnxModel reference',
+};
 
-function section(readme: string): { before: string; body: string; after: string } | undefined {
-  const start = readme.indexOf(START_MARKER);
-  if (start < 0) return undefined;
-  const end = readme.indexOf(END_MARKER, start + START_MARKER.length);
-  if (end < 0) return undefined;
-  return {
-    before: readme.slice(0, start + START_MARKER.length),
-    body: readme.slice(start + START_MARKER.length, end),
-    after: readme.slice(end),
-  };
-}
+export type { CheckResult };
 
 /** Whether `readme` holds exactly `generated` between the markers (surrounding newlines aside). */
 export function checkReadme(readme: string, generated: string, readmeName = 'README.md'): CheckResult {
-  const fix = `run \`npm run build && node dist/scripts/crd-docs.js --write ${readmeName}\``;
-  const s = section(readme);
-  if (!s) return { ok: false, message: `${readmeName} has no ${START_MARKER} … ${END_MARKER} section; ${fix}` };
-  const actual = s.body.replace(/^\n+|\n+$/g, '');
-  const expected = generated.replace(/^\n+|\n+$/g, '');
-  if (actual === expected) return { ok: true, message: '' };
-  const a = actual.split('\n');
-  const e = expected.split('\n');
-  let i = 0;
-  while (i < a.length && i < e.length && a[i] === e[i]) i++;
-  const base = (readme.slice(0, readme.indexOf(START_MARKER)).match(/\n/g)?.length ?? 0) + 2; // README line of body line 0
-  return {
-    ok: false,
-    message:
-      `${readmeName}'s OnnxModel reference is out of date with crds/onnxmodel.yaml; ${fix}.\n` +
-      `first difference at ${readmeName}:${base + i}:\n` +
-      `  README:    ${a[i] ?? '(end of section)'}\n` +
-      `  generated: ${e[i] ?? '(end of section)'}`,
-  };
+  return checkSection(readme, generated, REFERENCE_SECTION, readmeName);
 }
 
 /** `readme` with `generated` between the markers; appends an "OnnxModel reference" section when they are missing. */
 export function updateReadme(readme: string, generated: string): string {
-  const body = `\n${generated.replace(/^\n+|\n+$/g, '')}\n`;
-  const s = section(readme);
-  if (s) return s.before + body + s.after;
-  const sep = readme.endsWith('\n\n') ? '' : readme.endsWith('\n') ? '\n' : '\n\n';
-  return `${readme}${sep}## OnnxModel reference\n\n${START_MARKER}${body}${END_MARKER}\n`;
+  return updateSection(readme, generated, REFERENCE_SECTION);
 }
 
 // ------------------------------------------------------------------ CLI
 
 function main(argv: string[]): number {
-  let mode: 'print' | 'check' | 'write' = 'print';
-  let target: string | undefined;
   let crdPath = defaultCrdPath();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--check' || arg === '--write') {
-      mode = arg === '--check' ? 'check' : 'write';
-      target = argv[++i];
-      if (!target) throw new Error(`${arg} needs a file, e.g. ${arg} README.md`);
-    } else if (arg === '--crd') {
-      const p = argv[++i];
-      if (!p) throw new Error('--crd needs a file');
-      crdPath = resolve(p);
-    } else {
-      throw new Error(`unknown argument ${arg} (usage: crd-docs [--crd FILE] [--check FILE | --write FILE])`);
-    }
+  const crdAt = argv.indexOf('--crd');
+  if (crdAt >= 0) {
+    const p = argv[crdAt + 1];
+    if (!p) throw new Error('--crd needs a file');
+    crdPath = resolve(p);
+    argv = [...argv.slice(0, crdAt), ...argv.slice(crdAt + 2)];
   }
-  const generated = renderReference(readFileSync(crdPath, 'utf8'));
-  if (mode === 'print') {
-    process.stdout.write(generated + '\n');
-    return 0;
-  }
-  const file = resolve(target!);
-  const readme = readFileSync(file, 'utf8');
-  if (mode === 'check') {
-    const result = checkReadme(readme, generated, target);
-    if (!result.ok) {
-      process.stderr.write(result.message + '\n');
-      return 1;
-    }
-    process.stdout.write(`${target}: OnnxModel reference is up to date\n`);
-    return 0;
-  }
-  const updated = updateReadme(readme, generated);
-  if (updated !== readme) writeFileSync(file, updated);
-  process.stdout.write(`${target}: OnnxModel reference ${updated === readme ? 'already up to date' : 'written'}\n`);
-  return 0;
+  return sectionCli(argv, REFERENCE_SECTION, () => renderReference(readFileSync(crdPath, 'utf8')));
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

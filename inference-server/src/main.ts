@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { EXIT_CODE, writeTerminationMessage } from './config/exit-status.js';
+import { EXIT_CODE, writeTerminationMessage } from '../../crds/exit-status.js';
 import { DEFAULT_MODEL_PATH, DEFAULT_SAMPLE_IMAGE, loadConfig, type ServerConfig } from './config/server-config.js';
 import { effectiveCpus } from './runtime/cpu-limit.js';
 import { startServer } from './server.js';

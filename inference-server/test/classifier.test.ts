@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { colorClassifier } from '../../scripts/models/color-classifier.js';
-import { DEFAULT_PREPROCESSING } from '../src/config/preprocessing.js';
+import { DEFAULT_PREPROCESSING } from '../../crds/preprocessing.js';
 import { Classifier } from '../src/model/classifier.js';
 import { Scheduler } from '../src/runtime/scheduler.js';
 import { BLUE, GREEN, RED, halves } from './helpers/images.js';

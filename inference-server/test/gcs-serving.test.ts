@@ -2,7 +2,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { EXIT_CODE } from '../src/config/exit-status.js';
+import { EXIT_CODE } from '../../crds/exit-status.js';
 import { startFakeGcs, startFaultProxy, type FakeGcs, type FaultProxy } from './helpers/fake-gcs.js';
 import { GREEN, RED, picture } from './helpers/images.js';
 import { testModels } from './helpers/models.js';

@@ -4,7 +4,7 @@ import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { EXIT_CODE } from '../src/config/exit-status.js';
+import { EXIT_CODE } from '../../crds/exit-status.js';
 import { RED, picture } from './helpers/images.js';
 import { testModels } from './helpers/models.js';
 import { spawnServer } from './helpers/process.js';

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import type { OnnxModel } from '../../crds/onnxmodel-types.js';
 import { desiredObjects } from '../../operator/src/desired-state.js';
-import { DEFAULT_PREPROCESSING } from '../src/config/preprocessing.js';
+import { DEFAULT_PREPROCESSING } from '../../crds/preprocessing.js';
 import { DEFAULT_MODEL_PATH } from '../src/config/server-config.js';
 import { decodeImage } from '../src/imaging/decode.js';
 import { pixelTransform, writeImage } from '../src/model/signature.js';

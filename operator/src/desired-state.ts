@@ -9,8 +9,9 @@ import type {
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { SPEC_DEFAULTS, type OnnxModel } from '../../crds/onnxmodel-types.js';
-import { TERMINATION_LOG } from '../../inference-server/src/config/exit-status.js';
-import { preprocessingToEnv } from '../../inference-server/src/config/preprocessing.js';
+import { TERMINATION_LOG } from '../../crds/exit-status.js';
+import { preprocessingToEnv } from '../../crds/preprocessing.js';
+import { SERVER_ENV } from '../../crds/server-env.js';
 import { CONFIG_HASH_ANNOTATION, childLabels, ownerReference, selectorLabels } from './labels.js';
 
 /** What the operator is configured with, independent of any one model. */
@@ -39,26 +40,30 @@ function probe(path: string, periodSeconds: number, failureThreshold: number): V
   return { httpGet: { path, port: 'http' }, periodSeconds, failureThreshold, timeoutSeconds: 5 };
 }
 
-/** The server's environment: what the spec says, then the user's own env (which wins on a name clash). */
+/** A spec value written as the contract writes it, or nothing when the spec leaves it out. */
+const optional = <T>(value: T | undefined, write: (v: T) => string): string | undefined => (value === undefined ? undefined : write(value));
+
+/** The server's environment (crds/server-env.ts): what the spec says, then the user's own env (which wins on a name clash). */
 export function serverEnv(model: OnnxModel): V1EnvVar[] {
   const { spec } = model;
   const { inputSize, outputName, ...preprocessing } = spec.preprocessing ?? {};
+  const e = SERVER_ENV;
   const ours: Record<string, string | undefined> = {
-    MODEL_URI: spec.modelUri,
-    LABELS_URI: spec.labelsUri,
-    MODEL_NAME: model.metadata.name,
-    MODEL_CACHE_DIR: CACHE_DIR,
-    PORT: String(SERVER_PORT),
-    DRAIN_DELAY_MS: String(DRAIN_DELAY_SECONDS * 1000),
-    SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_SECONDS * 1000),
-    INPUT_SIZE: inputSize,
-    OUTPUT_NAME: outputName,
-    MAX_BATCH_SIZE: spec.batching?.maxBatchSize?.toString(),
-    MAX_QUEUE_DELAY_MS: spec.batching?.maxQueueDelayMs?.toString(),
-    SESSIONS: spec.sessions?.toString(),
+    [e.modelUri.name]: spec.modelUri,
+    [e.labelsUri.name]: spec.labelsUri,
+    [e.modelName.name]: model.metadata.name,
+    [e.cacheDir.name]: CACHE_DIR,
+    [e.port.name]: e.port.write(SERVER_PORT),
+    [e.drainDelayMs.name]: e.drainDelayMs.write(DRAIN_DELAY_SECONDS * 1000),
+    [e.shutdownGraceMs.name]: e.shutdownGraceMs.write(SHUTDOWN_GRACE_SECONDS * 1000),
+    [e.inputSize.name]: inputSize,
+    [e.outputName.name]: outputName,
+    [e.maxBatchSize.name]: optional(spec.batching?.maxBatchSize, e.maxBatchSize.write),
+    [e.maxQueueDelayMs.name]: optional(spec.batching?.maxQueueDelayMs, e.maxQueueDelayMs.write),
+    [e.sessions.name]: optional(spec.sessions, e.sessions.write),
     // Tested against undefined, not falsiness: maxQueueMs 0 (budget off) is a value to pass on.
-    MAX_IN_FLIGHT: spec.admission?.maxInFlight?.toString(),
-    MAX_QUEUE_MS: spec.admission?.maxQueueMs?.toString(),
+    [e.maxInFlight.name]: optional(spec.admission?.maxInFlight, e.maxInFlight.write),
+    [e.maxQueueMs.name]: optional(spec.admission?.maxQueueMs, e.maxQueueMs.write),
     ...preprocessingToEnv(preprocessing),
   };
   const user = spec.env ?? [];

@@ -1,6 +1,6 @@
 import type { V1Condition, V1ContainerStatus, V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
 import { SPEC_DEFAULTS, type OnnxModel, type OnnxModelStatus } from '../../crds/onnxmodel-types.js';
-import { EXIT_CODE } from '../../inference-server/src/config/exit-status.js';
+import { EXIT_CODE } from '../../crds/exit-status.js';
 import { selectorString } from './labels.js';
 
 export type ConditionType = 'Ready' | 'Available' | 'Progressing' | 'Degraded';

@@ -1,6 +1,6 @@
 import sharp, { type FailOnOptions, type FitEnum } from 'sharp';
 import { ServingError, invalidImage, tooLarge, unsupportedMedia } from '../errors.js';
-import type { ResizeMode, Triple } from '../config/preprocessing.js';
+import type { ResizeMode, Triple } from '../../../crds/preprocessing.js';
 import { sniffImage, type AcceptedFormat } from './sniff.js';
 
 const SUPPORTED = 'send JPEG, PNG, WebP, GIF, TIFF or AVIF';

@@ -11,6 +11,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { CRC32C, Storage } from '@google-cloud/storage';
 import type { Logger } from 'pino';
+import { SERVER_ENV } from '../../../crds/server-env.js';
 import { cacheIdentity, parseModelUri, redactText, redactUri, type ModelSource } from './uri.js';
 import {
   ChecksumMismatchError,
@@ -129,7 +130,7 @@ export async function fetchArtifact(uri: string, opts: FetchOptions): Promise<Fe
 export function storageFromEnv(env: NodeJS.ProcessEnv = process.env): Storage {
   // Our retry() is the single retry layer: it knows the deadline and logs attempts.
   const common = { retryOptions: { autoRetry: false } };
-  const emulator = env.STORAGE_EMULATOR_HOST?.trim();
+  const emulator = SERVER_ENV.storageEmulatorHost.read(env);
   if (!emulator) return new Storage(common);
   const endpoint = emulatorEndpoint(emulator);
   const storage = new Storage({ ...common, apiEndpoint: endpoint });

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { PreprocessingOptions } from '../config/preprocessing.js';
+import type { PreprocessingOptions } from '../../../crds/preprocessing.js';
 import { labelsFromMetadata } from './labels.js';
 import { readOnnxHeader, type OnnxHeader } from './onnx-metadata.js';
 import { WorkerSession } from './worker-session.js';

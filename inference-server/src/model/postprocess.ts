@@ -1,4 +1,4 @@
-import type { SoftmaxMode } from '../config/preprocessing.js';
+import type { SoftmaxMode } from '../../../crds/preprocessing.js';
 
 export interface Prediction {
   index: number;

@@ -5,7 +5,7 @@ import {
   type Layout,
   type PreprocessingOptions,
   type Triple,
-} from '../config/preprocessing.js';
+} from '../../../crds/preprocessing.js';
 
 export type InputDType = 'float32' | 'uint8';
 

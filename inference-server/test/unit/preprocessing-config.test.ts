@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DEFAULT_PREPROCESSING, preprocessingFromEnv, preprocessingToEnv } from '../../src/config/preprocessing.js';
+import { DEFAULT_PREPROCESSING, preprocessingFromEnv, preprocessingToEnv } from '../../../crds/preprocessing.js';
 import { loadConfig, modelNameFromUri } from '../../src/config/server-config.js';
 
 describe('preprocessing options in the environment', () => {

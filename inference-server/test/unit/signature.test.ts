@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { InferenceSession } from 'onnxruntime-node';
-import { DEFAULT_PREPROCESSING } from '../../src/config/preprocessing.js';
+import { DEFAULT_PREPROCESSING } from '../../../crds/preprocessing.js';
 import { describeModel, pixelTransform, writeImage } from '../../src/model/signature.js';
 
 type Meta = InferenceSession.ValueMetadata;

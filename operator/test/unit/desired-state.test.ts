@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { V1Container } from '@kubernetes/client-node';
 import type { OnnxModel } from '../../../crds/onnxmodel-types.js';
-import { preprocessingFromEnv } from '../../../inference-server/src/config/preprocessing.js';
+import { preprocessingFromEnv } from '../../../crds/preprocessing.js';
 import { loadConfig } from '../../../inference-server/src/config/server-config.js';
 import { desiredObjects, serverEnv } from '../../src/desired-state.js';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { V1ContainerStatus, V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
-import { EXIT_CODE } from '../../../inference-server/src/config/exit-status.js';
+import { EXIT_CODE } from '../../../crds/exit-status.js';
 import type { OnnxModel } from '../../../crds/onnxmodel-types.js';
 import { computeStatus, sameStatus } from '../../src/status.js';
 

@@ -66,6 +66,22 @@ export const PREPROCESSING_ENV = {
   softmax: 'SOFTMAX',
 } as const satisfies Record<keyof PreprocessingOptions, string>;
 
+/** Each option's default and meaning as the README's configuration table shows them (scripts/config-docs.ts). */
+export const PREPROCESSING_DOCS: Record<keyof PreprocessingOptions, { shownDefault: string; doc: string }> = {
+  layout: { shownDefault: 'from the input shape', doc: '`NCHW` or `NHWC`, only when the shape is ambiguous' },
+  resizeMode: { shownDefault: '`center-crop`', doc: '`stretch` (ignore aspect), `center-crop` (cover, crop the middle), `letterbox` (fit, pad)' },
+  channelOrder: { shownDefault: '`RGB`', doc: '`RGB` or `BGR`' },
+  normalization: {
+    shownDefault: '`auto`',
+    doc: '`auto`: float NCHW models get ImageNet mean/std on 0–1 (PyTorch convention), float NHWC and uint8 models get raw 0–255 (Keras/TF convention, preprocessing in the graph); `imagenet`; `none` (0–255); `custom`',
+  },
+  scale: { shownDefault: '`1/255`', doc: 'custom normalization: value = (pixel × scale − mean[c]) / std[c]; setting it, `PIXEL_MEAN` or `PIXEL_STD` implies `custom`' },
+  mean: { shownDefault: '`0,0,0`', doc: 'custom normalization: the mean per channel' },
+  std: { shownDefault: '`1,1,1`', doc: 'custom normalization: the standard deviation per channel' },
+  padColor: { shownDefault: '`0,0,0`', doc: 'letterbox padding and the colour transparent pixels are flattened onto' },
+  softmax: { shownDefault: '`auto`', doc: '`auto` applies softmax unless each row already is a distribution; `always`; `never`' },
+};
+
 /** Serialises the options that differ from the defaults (so pod specs stay short). */
 export function preprocessingToEnv(options: Partial<PreprocessingOptions>): Record<string, string> {
   const env: Record<string, string> = {};
