@@ -9,59 +9,11 @@
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { integer, raw, text, type Env, type EnvContext, type ServerVariable } from './env-variable.js';
 
-export type Env = Readonly<Record<string, string | undefined>>;
-
-/** What a default may depend on: the container's CPU limit and the session count read before it. */
-export interface EnvContext {
-  cpus: number;
-  sessions: number;
-}
-
-export interface ServerVariable<T> {
-  readonly name: string;
-  /** The README's default column (Markdown). */
-  readonly shownDefault: string;
-  /** The README's meaning column (Markdown). */
-  readonly doc: string;
-  /** The value in `env` (blank counts as unset), or the default; throws an Error naming the variable and what it expects. */
-  read(env: Env, ctx: EnvContext): T;
-  /** The text the operator writes for a value. */
-  write(value: T): string;
-}
+export type { Env, EnvContext, ServerVariable };
 
 const MiB = 1024 * 1024;
-const raw = (env: Env, name: string): string | undefined => {
-  const v = env[name]?.trim();
-  return v === undefined || v === '' ? undefined : v;
-};
-const code = (v: string | number) => `\`${v}\``;
-
-/** An integer variable between min and max, with a default that may depend on the context. */
-function integer(
-  name: string,
-  fallback: number | ((ctx: EnvContext) => number),
-  { min, max = Number.MAX_SAFE_INTEGER, doc, shownDefault }: { min: number; max?: number; doc: string; shownDefault?: string },
-): ServerVariable<number> {
-  return {
-    name,
-    doc,
-    shownDefault: shownDefault ?? code(fallback as number),
-    read(env, ctx) {
-      const text = raw(env, name);
-      if (text === undefined) return typeof fallback === 'function' ? fallback(ctx) : fallback;
-      const n = Number(text);
-      if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}=${env[name]}: expected an integer between ${min} and ${max}`);
-      return n;
-    },
-    write: String,
-  };
-}
-
-/** A text variable; unset reads as the fallback (undefined: the server decides, as documented). */
-function text<T extends string | undefined>(name: string, fallback: T, { doc, shownDefault }: { doc: string; shownDefault: string }): ServerVariable<string | T> & { read(env: Env): string | T } {
-  return { name, doc, shownDefault, read: (env: Env) => raw(env, name) ?? fallback, write: String };
-}
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
