@@ -1,11 +1,11 @@
-import type { KubeConfig, KubernetesObject, V1Deployment, V1Pod, V1PodDisruptionBudget, V1Service, V1ServicePort, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Deployment, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OnnxModel } from '../../crds/onnxmodel-types.js';
-import { desiredObjects, type OperatorDefaults } from './desired-state.js';
+import { desiredObjects, type DesiredObjects, type OperatorDefaults } from './desired-state.js';
 import { EventRecorder } from './kube/events.js';
 import { Informer } from './kube/informer.js';
-import { isNotFound, isTransient, paths, type KubeRest } from './kube/rest.js';
-import { FIELD_MANAGER, MODEL_LABEL, ownerKey } from './labels.js';
+import { isNotFound, looksTransient, paths, type KubeRest } from './kube/rest.js';
+import { FIELD_MANAGER, MODEL_LABEL, ownerKey } from './ownership.js';
 import { OperatorMetrics } from './metrics.js';
 import { computeStatus, sameStatus } from './status.js';
 import { WorkQueue } from './work-queue.js';
@@ -22,6 +22,45 @@ export interface ControllerOptions {
 const keyOf = (o: KubernetesObject) => `${o.metadata!.namespace}/${o.metadata!.name}`;
 
 /**
+ * Server-side apply merges Service ports by port number: after someone edits
+ * the port, our apply would add a second port named "http" (422, forever).
+ * So when the live ports are not ours, they are replaced whole first, keeping
+ * the node ports the cluster allocated.
+ */
+async function replaceForeignPorts(rest: KubeRest, desired: V1Service, live: V1Service | undefined, collection: string): Promise<void> {
+  const want = desired.spec?.ports ?? [];
+  const have = live?.spec?.ports ?? [];
+  const same = (a: V1ServicePort, b: V1ServicePort) => a.name === b.name && a.port === b.port && (a.protocol ?? 'TCP') === (b.protocol ?? 'TCP') && String(a.targetPort) === String(b.targetPort);
+  if (!live || (have.length === want.length && want.every((p, i) => same(p, have[i]!)))) return;
+  const ports = want.map((p) => {
+    const nodePort = have.find((h) => h.name === p.name)?.nodePort;
+    return nodePort !== undefined && desired.spec?.type !== 'ClusterIP' ? { ...p, nodePort } : p;
+  });
+  await rest.mergePatch(`${collection}/${live.metadata!.name}`, { spec: { ports } });
+}
+
+/**
+ * A kind of child the controller owns, as controller-runtime's `Owns()`: one
+ * entry drives its informer, its event wiring and its reconcile step.
+ */
+interface OwnedKind {
+  kind: string;
+  collection: (ns?: string) => string;
+  /** The child a model wants, or undefined when its spec wants none (an existing one is then deleted). */
+  desired: (objects: DesiredObjects) => KubernetesObject | undefined;
+  /** A step before the apply, when server-side apply alone cannot reach the desired state. */
+  prepare?: (rest: KubeRest, desired: KubernetesObject, live: KubernetesObject | undefined, collection: string) => Promise<void>;
+}
+
+/** In the order they are applied: the Deployment first, so a Service never selects pods that cannot exist. */
+const OWNED_KINDS: readonly OwnedKind[] = [
+  { kind: 'Deployment', collection: paths.deployments, desired: (o) => o.deployment },
+  { kind: 'Service', collection: paths.services, desired: (o) => o.service, prepare: (rest, d, l, c) => replaceForeignPorts(rest, d as V1Service, l as V1Service | undefined, c) },
+  { kind: 'HorizontalPodAutoscaler', collection: paths.hpas, desired: (o) => o.hpa },
+  { kind: 'PodDisruptionBudget', collection: paths.pdbs, desired: (o) => o.pdb },
+];
+
+/**
  * The OnnxModel controller: watches OnnxModels and the children they own, and
  * reconciles each model by key, level-triggered: every reconcile computes the
  * whole desired state from the current spec and applies it, whatever the event.
@@ -30,10 +69,8 @@ export class OnnxModelController {
   readonly queue = new WorkQueue();
   readonly metrics: OperatorMetrics;
   private readonly models: Informer<OnnxModel>;
-  private readonly deployments: Informer<V1Deployment>;
-  private readonly services: Informer<V1Service>;
-  private readonly hpas: Informer<V2HorizontalPodAutoscaler>;
-  private readonly pdbs: Informer<V1PodDisruptionBudget>;
+  /** One informer per owned kind, by kind. */
+  private readonly children: ReadonlyMap<string, Informer<KubernetesObject>>;
   /** Read only, for the status: why replicas are not ready. */
   private readonly pods: Informer<V1Pod>;
   private readonly events: EventRecorder;
@@ -51,10 +88,7 @@ export class OnnxModelController {
     const ns = opts.namespace;
     const owned = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
     this.models = new Informer<OnnxModel>(kc, rest, paths.onnxModels(ns), logger);
-    this.deployments = new Informer<V1Deployment>(kc, rest, paths.deployments(ns), logger, owned);
-    this.services = new Informer<V1Service>(kc, rest, paths.services(ns), logger, owned);
-    this.hpas = new Informer<V2HorizontalPodAutoscaler>(kc, rest, paths.hpas(ns), logger, owned);
-    this.pdbs = new Informer<V1PodDisruptionBudget>(kc, rest, paths.pdbs(ns), logger, owned);
+    this.children = new Map(OWNED_KINDS.map((k) => [k.kind, new Informer<KubernetesObject>(kc, rest, k.collection(ns), logger, owned)]));
     this.pods = new Informer<V1Pod>(kc, rest, paths.pods(ns), logger, owned);
     this.events = new EventRecorder(rest, opts.identity, logger);
     this.metrics = new OperatorMetrics({ queueDepth: () => this.queue.length, models: () => this.models.list().length });
@@ -66,7 +100,7 @@ export class OnnxModelController {
       const key = ownerKey(child);
       if (key) this.queue.add(key);
     };
-    for (const informer of [this.deployments, this.services, this.hpas, this.pdbs] as Informer<KubernetesObject>[]) {
+    for (const informer of this.children.values()) {
       for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, enqueueOwner);
     }
     // Pods belong to ReplicaSets; the model label names their OnnxModel.
@@ -78,7 +112,7 @@ export class OnnxModelController {
   }
 
   private get informers(): Informer<KubernetesObject>[] {
-    return [this.models, this.deployments, this.services, this.hpas, this.pdbs, this.pods] as Informer<KubernetesObject>[];
+    return [this.models, ...this.children.values(), this.pods] as Informer<KubernetesObject>[];
   }
 
   async start(): Promise<void> {
@@ -111,7 +145,7 @@ export class OnnxModelController {
         const delay = this.queue.addRateLimited(key);
         this.metrics.reconciles.inc({ result: 'error' });
         this.metrics.retries.inc();
-        this.logger.warn({ key, err: (err as Error).message, retryInMs: delay, transient: isTransient(err) }, 'reconcile failed; will retry');
+        this.logger.warn({ key, err: (err as Error).message, failures: this.queue.retries(key), retryInMs: delay, transient: looksTransient(err) }, 'reconcile failed; will retry');
       } finally {
         end();
         this.queue.done(key);
@@ -140,24 +174,6 @@ export class OnnxModelController {
     }
   }
 
-  /**
-   * Server-side apply merges Service ports by port number: after someone edits
-   * the port, our apply would add a second port named "http" (422, forever).
-   * So when the live ports are not ours, they are replaced whole first, keeping
-   * the node ports the cluster allocated.
-   */
-  private async replaceForeignPorts(desired: V1Service, live: V1Service | undefined, collection: string): Promise<void> {
-    const want = desired.spec?.ports ?? [];
-    const have = live?.spec?.ports ?? [];
-    const same = (a: V1ServicePort, b: V1ServicePort) => a.name === b.name && a.port === b.port && (a.protocol ?? 'TCP') === (b.protocol ?? 'TCP') && String(a.targetPort) === String(b.targetPort);
-    if (!live || (have.length === want.length && want.every((p, i) => same(p, have[i]!)))) return;
-    const ports = want.map((p) => {
-      const nodePort = have.find((h) => h.name === p.name)?.nodePort;
-      return nodePort !== undefined && desired.spec?.type !== 'ClusterIP' ? { ...p, nodePort } : p;
-    });
-    await this.rest.mergePatch(`${collection}/${live.metadata!.name}`, { spec: { ports } });
-  }
-
   async reconcile(key: string): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     const model = this.models.get(name, namespace);
@@ -165,23 +181,28 @@ export class OnnxModelController {
     if (!model || model.metadata.deletionTimestamp) return;
 
     const desired = desiredObjects(model, this.defaults);
-    let deployment = this.deployments.get(name, namespace);
-    let service = this.services.get(name, namespace);
+    /** Each child as last seen: from the cache, then as applied. */
+    const live = new Map<string, KubernetesObject | undefined>();
     let failure: unknown;
     try {
-      deployment = await this.applyChild(model, desired.deployment, paths.deployments(namespace), deployment);
-      await this.replaceForeignPorts(desired.service, service, paths.services(namespace));
-      service = await this.applyChild(model, desired.service, paths.services(namespace), service);
-      const hpa = this.hpas.get(name, namespace);
-      if (desired.hpa) await this.applyChild(model, desired.hpa, paths.hpas(namespace), hpa);
-      else await this.deleteChild(model, 'HorizontalPodAutoscaler', paths.hpas(namespace), hpa);
-      const pdb = this.pdbs.get(name, namespace);
-      if (desired.pdb) await this.applyChild(model, desired.pdb, paths.pdbs(namespace), pdb);
-      else await this.deleteChild(model, 'PodDisruptionBudget', paths.pdbs(namespace), pdb);
+      for (const owned of OWNED_KINDS) {
+        const collection = owned.collection(namespace);
+        const cached = this.children.get(owned.kind)!.get(name, namespace);
+        live.set(owned.kind, cached);
+        const want = owned.desired(desired);
+        if (want === undefined) {
+          await this.deleteChild(model, owned.kind, collection, cached);
+          continue;
+        }
+        await owned.prepare?.(this.rest, want, cached, collection);
+        live.set(owned.kind, await this.applyChild(model, want, collection, cached));
+      }
     } catch (err) {
       failure = err;
       this.events.warning(model, 'ReconcileError', (err as Error).message);
     }
+    const deployment = live.get('Deployment') as V1Deployment | undefined;
+    const service = live.get('Service') as V1Service | undefined;
 
     const pods = this.pods.list().filter((p) => p.metadata?.namespace === namespace && p.metadata.labels?.[MODEL_LABEL] === name);
     const status = computeStatus(model, { deployment, service, pods, reconcileError: failure ? (failure as Error).message : undefined, now: new Date() });

@@ -12,7 +12,7 @@ import { SPEC_DEFAULTS, type OnnxModel } from '../../crds/onnxmodel-types.js';
 import { TERMINATION_LOG } from '../../crds/exit-status.js';
 import { preprocessingToEnv } from '../../crds/preprocessing.js';
 import { SERVER_ENV } from '../../crds/server-env.js';
-import { CONFIG_HASH_ANNOTATION, childLabels, ownerReference, selectorLabels } from './labels.js';
+import { CONFIG_HASH_ANNOTATION, childLabels, ownerReference, selectorLabels } from './ownership.js';
 
 /** What the operator is configured with, independent of any one model. */
 export interface OperatorDefaults {

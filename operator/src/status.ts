@@ -1,7 +1,7 @@
 import type { V1Condition, V1ContainerStatus, V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
 import { SPEC_DEFAULTS, type OnnxModel, type OnnxModelStatus } from '../../crds/onnxmodel-types.js';
 import { EXIT_CODE } from '../../crds/exit-status.js';
-import { selectorString } from './labels.js';
+import { selectorString } from './ownership.js';
 
 export type ConditionType = 'Ready' | 'Available' | 'Progressing' | 'Degraded';
 type Cond = Pick<V1Condition, 'type' | 'status' | 'reason' | 'message'>;

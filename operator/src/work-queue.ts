@@ -66,6 +66,7 @@ export class WorkQueue {
     return delay;
   }
 
+  /** Failures of a key since its last success (the reconcile log reports it). */
   retries(key: string): number {
     return this.failures.get(key) ?? 0;
   }

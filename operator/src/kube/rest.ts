@@ -19,8 +19,12 @@ export class KubeApiError extends Error {
 export const isNotFound = (err: unknown) => err instanceof KubeApiError && err.status === 404;
 export const isConflict = (err: unknown) => err instanceof KubeApiError && err.status === 409;
 
-/** Transient: worth retrying with backoff (conflicts, throttling, server errors, dropped connections). */
-export function isTransient(err: unknown): boolean {
+/**
+ * For the log only (every failed reconcile is retried with backoff): whether a
+ * failure usually heals by itself (conflicts, throttling, server errors,
+ * dropped connections) or needs someone to act.
+ */
+export function looksTransient(err: unknown): boolean {
   if (err instanceof KubeApiError) return err.status === 409 || err.status === 429 || err.status >= 500;
   const code = (err as { code?: string }).code;
   return typeof code === 'string' && ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(code);

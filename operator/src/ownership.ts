@@ -1,3 +1,8 @@
+/**
+ * What marks a child as this operator's: its labels (and the immutable
+ * selector subset), the field manager of its server-side applies, and the
+ * controller reference that names its OnnxModel.
+ */
 import { API_VERSION, GROUP, KIND, type OnnxModel } from '../../crds/onnxmodel-types.js';
 import type { V1OwnerReference } from '@kubernetes/client-node';
 
