@@ -25,18 +25,18 @@
  * BENCH_AUDIT_COPY=PATH keep a copy of the apiserver's audit log (JSON lines) there
  * WORKERS, RESYNC_SECONDS, SERVER_IMAGE, LOG_LEVEL (default warn) reach the operator.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type OnnxModel } from '../crds/onnxmodel-types.js';
-import { FIELD_MANAGER } from '../operator/src/labels.js';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { API_VERSION, GROUP, KIND, PLURAL, type OnnxModel } from '../crds/onnxmodel-types.js';
+import { paths, KubeRest } from '../operator/src/kube/rest.js';
+import { FIELD_MANAGER } from '../operator/src/ownership.js';
 import { startControlPlane, type ControlPlane } from '../operator/test/helpers/control-plane.js';
+import { startOperator, type LogLine, type OperatorProcess } from '../operator/test/helpers/operator-process.js';
 import { freePort } from '../scripts/testkit/free-port.js';
 import { scrape } from '../scripts/testkit/prometheus.js';
 import { describeMachine, peakRssMiB } from './machine.js';
@@ -55,7 +55,6 @@ const MANAGED = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/operator-scale.json', import.meta.url));
 const CRD = fileURLToPath(new URL('../../crds/onnxmodel.yaml', import.meta.url));
-const OPERATOR_MAIN = fileURLToPath(new URL('../operator/src/main.js', import.meta.url));
 
 function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name]?.trim();
@@ -99,96 +98,16 @@ const round = (n: number | null, digits = 2) => (n === null ? null : Number(n.to
 
 // ------------------------------------------------------------------ API client
 
-interface ApiInit {
-  body?: unknown;
-  contentType?: string;
-  accept?: string;
-  query?: Record<string, string>;
+/** Lists `path` with the operator's own client; only the metadata when counting (a tenth of the bytes, so polling weighs little on the apiserver). */
+async function list<T>(api: KubeRest, path: string, opts: { labelSelector?: string; metadataOnly?: boolean } = {}): Promise<{ items: T[] }> {
+  const result = await api.request<{ items?: T[] | null }>('GET', path, {
+    query: { labelSelector: opts.labelSelector },
+    accept: opts.metadataOnly ? 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json' : undefined,
+    timeoutMs: 60_000,
+  });
+  // An empty PartialObjectMetadataList comes back with items: null.
+  return { items: result.items ?? [] };
 }
-
-interface List<T> {
-  items: T[];
-}
-
-/** A minimal keep-alive JSON client for the bench's own requests (its own user agent, so the audit log tells them apart). */
-class Api {
-  private constructor(
-    private readonly server: URL,
-    private readonly agent: Agent,
-    private readonly headers: Record<string, string>,
-  ) {}
-
-  static async create(kc: KubeConfig): Promise<Api> {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    const opts: RequestOptions = {};
-    await kc.applyToHTTPSOptions(opts);
-    const agent = new Agent({ keepAlive: true, maxSockets: 64, ca: opts.ca, cert: opts.cert, key: opts.key });
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === 'string') headers[k] = v;
-    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    return new Api(new URL(cluster.server), agent, headers);
-  }
-
-  request<T>(method: string, path: string, init: ApiInit = {}): Promise<T> {
-    const url = new URL(path, this.server);
-    for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, v);
-    const payload = init.body === undefined ? undefined : Buffer.from(JSON.stringify(init.body));
-    return new Promise<T>((resolve, reject) => {
-      const req = httpsRequest(
-        {
-          method,
-          hostname: url.hostname,
-          port: url.port,
-          path: `${url.pathname}${url.search}`,
-          agent: this.agent,
-          timeout: 60_000,
-          headers: {
-            ...this.headers,
-            'user-agent': BENCH_USER_AGENT,
-            accept: init.accept ?? 'application/json',
-            ...(payload ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(payload.length) } : {}),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) {
-              resolve((text ? JSON.parse(text) : undefined) as T);
-            } else {
-              reject(new Error(`${method} ${url.pathname}: ${status} ${text.slice(0, 300)}`));
-            }
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`${method} ${url.pathname}: timed out`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-
-  async list<T>(path: string, opts: { labelSelector?: string; metadataOnly?: boolean } = {}): Promise<List<T>> {
-    const list = await this.request<{ items?: T[] | null }>('GET', path, {
-      query: opts.labelSelector ? { labelSelector: opts.labelSelector } : {},
-      // Only the metadata when counting: a tenth of the bytes, so polling weighs little on the apiserver.
-      ...(opts.metadataOnly ? { accept: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json' } : {}),
-    });
-    // An empty PartialObjectMetadataList comes back with items: null.
-    return { items: list.items ?? [] };
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
-}
-
-const modelsPath = (ns: string) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`;
-const deploymentsPath = (ns: string) => `/apis/apps/v1/namespaces/${ns}/deployments`;
-const servicesPath = (ns: string) => `/api/v1/namespaces/${ns}/services`;
 
 // ------------------------------------------------------------------ the operator process
 
@@ -200,60 +119,33 @@ interface LogSummary {
   lines: number;
 }
 
-interface OperatorProcess {
-  child: ChildProcess;
-  pid: number;
-  port: number;
-  logs: LogSummary;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
-async function startOperator(cp: ControlPlane, namespace: string): Promise<OperatorProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [OPERATOR_MAIN], {
-    env: {
-      ...process.env,
-      KUBECONFIG: cp.kubeconfigPath,
-      PORT: String(port),
-      LEADER_ELECTION: 'false',
-      WATCH_NAMESPACE: namespace,
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: LogSummary = { counts: {}, samples: [], lines: 0 };
-  const note = (key: string, line: string) => {
-    logs.counts[key] = (logs.counts[key] ?? 0) + 1;
-    if (logs.samples.length < 20) {
-      logs.samples.push(line);
-      process.stderr.write(`[operator] ${line}\n`);
-    }
-  };
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    logs.lines++;
-    try {
-      const entry = JSON.parse(line) as { level?: number; msg?: string };
-      if ((entry.level ?? 0) >= 40) note(`${LEVELS[entry.level ?? 0] ?? entry.level} ${entry.msg}`, line);
-    } catch {
-      note(`stdout ${line.slice(0, 120)}`, line);
-    }
-  });
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    logs.lines++;
-    note(`stderr ${line.slice(0, 120)}`, line);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  if (!child.pid) throw new Error('could not start the operator');
-  const op: OperatorProcess = { child, pid: child.pid, port, logs, exited };
+/** The operator's log lines at warn or above, counted by level and message. */
+function summarizeLog(lines: readonly LogLine[]): LogSummary {
+  const summary: LogSummary = { counts: {}, samples: [], lines: lines.length };
+  for (const line of lines) {
+    if (line.level !== undefined && line.level < 40) continue;
+    const key = line.level === undefined ? `stdout ${String(line.msg).slice(0, 120)}` : `${LEVELS[line.level] ?? line.level} ${line.msg}`;
+    summary.counts[key] = (summary.counts[key] ?? 0) + 1;
+    if (summary.samples.length < 20) summary.samples.push(JSON.stringify(line));
+  }
+  return summary;
+}
+
+/** The operator as the tests run it (operator/test/helpers/operator-process.ts), once /readyz answers. */
+async function startScaleOperator(cp: ControlPlane, namespace: string): Promise<OperatorProcess> {
+  const passed = Object.fromEntries(['WORKERS', 'RESYNC_SECONDS', 'SERVER_IMAGE'].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])));
+  // warn by default: an info line per reconcile would be part of what is measured.
+  const op = await startOperator(
+    { KUBECONFIG: cp.kubeconfigPath, PORT: String(await freePort()), LEADER_ELECTION: 'false', WATCH_NAMESPACE: namespace, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...passed },
+    { name: 'operator', quiet: true },
+  );
   const deadline = Date.now() + 60_000;
-  let exitedEarly = false;
-  void exited.then(() => (exitedEarly = true));
   for (;;) {
-    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0);
+    const status = await fetch(`${op.url}/readyz`).then((r) => r.status, () => 0);
     if (status === 200) return op;
-    if (exitedEarly) throw new Error(`the operator exited during start-up: ${JSON.stringify(await exited)}; ${logs.samples.join('\n')}`);
+    if (!op.running) throw new Error(`the operator exited during start-up:\n${op.tail()}`);
     if (Date.now() > deadline) throw new Error(`the operator was not ready within 60 s (last /readyz: ${status})`);
     await sleep(100);
   }
@@ -261,15 +153,12 @@ async function startOperator(cp: ControlPlane, namespace: string): Promise<Opera
 
 async function stopOperator(op: OperatorProcess): Promise<{ shutdownMs: number; code: number | null; signal: NodeJS.Signals | null }> {
   const t = performance.now();
-  if (op.child.exitCode === null && op.child.signalCode === null) op.child.kill('SIGTERM');
-  const timer = setTimeout(() => op.child.kill('SIGKILL'), 15_000);
-  const res = await op.exited;
-  clearTimeout(timer);
+  const res = await op.stop('SIGTERM', 15_000);
   return { shutdownMs: Math.round(since(t)), ...res };
 }
 
 /** The operator's Prometheus text, as name{labels} → value. */
-const scrapeOperator = (op: OperatorProcess) => scrape(`http://127.0.0.1:${op.port}/metrics`);
+const scrapeOperator = (op: OperatorProcess) => scrape(`${op.url}/metrics`);
 
 interface OperatorCounters {
   success: number;
@@ -310,17 +199,17 @@ function model(namespace: string, i: number, resizeMode?: string): OnnxModel {
 const yamlStream = (objects: unknown[]) => objects.map((o) => JSON.stringify(o)).join('\n---\n');
 
 /** Every model created (api: all POSTs in flight together; kubectl: one apply of an N-document YAML). */
-async function createAll(api: Api, cp: ControlPlane, namespace: string): Promise<string[]> {
+async function createAll(api: KubeRest, cp: ControlPlane, namespace: string): Promise<string[]> {
   const models = Array.from({ length: MODELS }, (_, i) => model(namespace, i));
   if (CREATE_MODE === 'kubectl') {
     const r = await cp.kubectl(['apply', '-n', namespace, '-f', '-'], { input: yamlStream(models), timeoutMs: TIMEOUT_MS });
     return r.code === 0 ? [] : [`kubectl apply exited ${r.code}: ${r.stderr.slice(0, 500)}`];
   }
-  const results = await Promise.allSettled(models.map((m) => api.request('POST', modelsPath(namespace), { body: m })));
+  const results = await Promise.allSettled(models.map((m) => api.post(paths.onnxModels(namespace), m, 60_000)));
   return results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
 }
 
-async function changeAll(api: Api, cp: ControlPlane, namespace: string): Promise<string[]> {
+async function changeAll(api: KubeRest, cp: ControlPlane, namespace: string): Promise<string[]> {
   if (CREATE_MODE === 'kubectl') {
     const models = Array.from({ length: MODELS }, (_, i) => model(namespace, i, NEW_RESIZE_MODE));
     const r = await cp.kubectl(['apply', '-n', namespace, '-f', '-'], { input: yamlStream(models), timeoutMs: TIMEOUT_MS });
@@ -329,7 +218,7 @@ async function changeAll(api: Api, cp: ControlPlane, namespace: string): Promise
   const patch = { spec: { preprocessing: { resizeMode: NEW_RESIZE_MODE } } };
   const results = await Promise.allSettled(
     Array.from({ length: MODELS }, (_, i) =>
-      api.request('PATCH', `${modelsPath(namespace)}/${model(namespace, i).metadata.name}`, { body: patch, contentType: 'application/merge-patch+json' }),
+      api.request('PATCH', `${paths.onnxModels(namespace)}/${model(namespace, i).metadata.name}`, { body: patch, contentType: 'application/merge-patch+json', timeoutMs: 60_000 }),
     ),
   );
   return results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
@@ -399,7 +288,7 @@ function usageNow(cp: ControlPlane, op: OperatorProcess): Usage {
   const pid = (key: string) => Number(cp.state[key]) || undefined;
   const cpu = process.cpuUsage();
   return {
-    operatorCpuSeconds: cpuSeconds(op.pid),
+    operatorCpuSeconds: cpuSeconds(op.child.pid!),
     apiserverCpuSeconds: cpuSeconds(pid('APISERVER_PID')),
     etcdCpuSeconds: cpuSeconds(pid('ETCD_PID')),
     controllerManagerCpuSeconds: cpuSeconds(pid('CONTROLLER_MANAGER_PID')),
@@ -437,7 +326,7 @@ async function waitQuiet(op: OperatorProcess, t0: number, deadline: number, base
   }
 }
 
-async function runPhase(phase: 'create' | 'update', ctx: { api: Api; cp: ControlPlane; op: OperatorProcess; namespace: string }): Promise<PhaseResult> {
+async function runPhase(phase: 'create' | 'update', ctx: { api: KubeRest; cp: ControlPlane; op: OperatorProcess; namespace: string }): Promise<PhaseResult> {
   const { api, cp, op, namespace } = ctx;
   const before = counters(await scrapeOperator(op));
   const usage0 = usageNow(cp, op);
@@ -465,9 +354,9 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: Api; cp: Control
   for (;;) {
     const pollStart = performance.now();
     const [deployments, services, models, metrics] = await Promise.all([
-      api.list<V1Deployment>(deploymentsPath(namespace), { labelSelector: MANAGED, metadataOnly: phase === 'create' }),
-      api.list<unknown>(servicesPath(namespace), { labelSelector: MANAGED, metadataOnly: true }),
-      api.list<OnnxModel>(modelsPath(namespace)),
+      list<V1Deployment>(api, paths.deployments(namespace), { labelSelector: MANAGED, metadataOnly: phase === 'create' }),
+      list<unknown>(api, paths.services(namespace), { labelSelector: MANAGED, metadataOnly: true }),
+      list<OnnxModel>(api, paths.onnxModels(namespace)),
       scrapeOperator(op).then(counters),
     ]);
     const tMs = Math.round(since(t0));
@@ -525,7 +414,7 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: Api; cp: Control
     retries: after.retries - before.retries,
     meanReconcileMs: count > 0 ? round((1000 * (after.durationSum - before.durationSum)) / count, 1) : null,
     usage: usageDelta(usage0, usage1),
-    operatorRssEndMiB: rssMiB(op.pid),
+    operatorRssEndMiB: rssMiB(op.child.pid!),
     final: sample,
     progress,
   };
@@ -602,7 +491,7 @@ async function main(): Promise<number> {
   const auditLog = join(tmp, 'audit.log');
   let cp: ControlPlane | undefined;
   let op: OperatorProcess | undefined;
-  let api: Api | undefined;
+  let api: KubeRest | undefined;
   // A signal: kill the operator; process.exit runs the control-plane helper's exit hook, which stops the plane.
   const onSignal = (sig: NodeJS.Signals) => {
     op?.child.kill('SIGKILL');
@@ -628,10 +517,10 @@ async function main(): Promise<number> {
     const est = await cp.kubectl(['wait', '--for=condition=Established', `crd/${PLURAL}.${GROUP}`, '--timeout=60s']);
     if (est.code !== 0) throw new Error(`CRD not established: ${est.stderr}`);
     const namespace = await cp.createNamespace('scale');
-    api = await Api.create(cp.kubeConfig);
+    api = new KubeRest(cp.kubeConfig, BENCH_USER_AGENT);
     for (let i = 0; ; i++) {
       // The CRD's endpoint can lag its Established condition by a moment.
-      const ok = await api.list(modelsPath(namespace)).then(() => true, () => false);
+      const ok = await list(api, paths.onnxModels(namespace)).then(() => true, () => false);
       if (ok) break;
       if (i > 100) throw new Error('the OnnxModel endpoint is not served');
       await sleep(100);
@@ -640,11 +529,11 @@ async function main(): Promise<number> {
     log('starting the operator...');
     const operatorSpawned = Date.now();
     const tOp = performance.now();
-    op = await startOperator(cp, namespace);
+    op = await startScaleOperator(cp, namespace);
     const operatorReadyMs = Math.round(since(tOp));
     await sleep(1000);
-    const idle = { rssMiB: rssMiB(op.pid), peakRssMiB: peakRssMiB(op.pid), cpuSeconds: round(cpuSeconds(op.pid)) };
-    log(`operator ready in ${operatorReadyMs} ms (pid ${op.pid}, RSS ${idle.rssMiB} MiB)`);
+    const idle = { rssMiB: rssMiB(op.child.pid!), peakRssMiB: peakRssMiB(op.child.pid!), cpuSeconds: round(cpuSeconds(op.child.pid!)) };
+    log(`operator ready in ${operatorReadyMs} ms (pid ${op.child.pid!}, RSS ${idle.rssMiB} MiB)`);
 
     const ctx = { api, cp, op, namespace };
     const create = await runPhase('create', ctx);
@@ -652,9 +541,9 @@ async function main(): Promise<number> {
 
     const finalCounters = counters(await scrapeOperator(op));
     const operatorEnd = {
-      peakRssMiB: peakRssMiB(op.pid),
-      rssMiB: rssMiB(op.pid),
-      cpuSeconds: round(cpuSeconds(op.pid)),
+      peakRssMiB: peakRssMiB(op.child.pid!),
+      rssMiB: rssMiB(op.child.pid!),
+      cpuSeconds: round(cpuSeconds(op.child.pid!)),
       heapUsedMiB: finalCounters.heapUsedMiB,
       reconciles: { success: finalCounters.success, error: finalCounters.error },
       retries: finalCounters.retries,
@@ -693,7 +582,7 @@ async function main(): Promise<number> {
       phases: [create, update],
       operatorEnd,
       operatorShutdown: shutdown,
-      operatorLog: op.logs,
+      operatorLog: summarizeLog(op.logs),
       operatorUserAgents,
       loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((l) => round(l)) },
       benchSeconds: round(since(BENCH_START) / 1000, 1),
@@ -735,14 +624,14 @@ async function main(): Promise<number> {
         out.push(`Controller-manager API requests, ${p.phase}: ${top}.`);
       }
     }
-    const warnings = Object.entries(op.logs.counts);
+    const warnings = Object.entries(summarizeLog(op.logs).counts);
     out.push(warnings.length ? `Operator log at warn+: ${warnings.map(([k, v]) => `${v}× "${k}"`).join('; ')}.` : 'Operator log: no line at warn or above.');
     out.push(`Control plane start ${controlPlaneStartSeconds} s; bench ${report.benchSeconds} s in all.`);
     process.stdout.write(`${out.join('\n')}\n`);
     return create.converged && update.converged && create.issueErrors.length === 0 && update.issueErrors.length === 0 ? 0 : 1;
   } finally {
     api?.close();
-    if (op && op.child.exitCode === null && op.child.signalCode === null) await stopOperator(op).catch(() => undefined);
+    if (op?.running) await stopOperator(op).catch(() => undefined);
     if (cp) {
       log('stopping the control plane...');
       await cp.stop().catch((err: unknown) => log(`stopping the control plane: ${(err as Error).message}`));

@@ -33,6 +33,8 @@ export function looksTransient(err: unknown): boolean {
 export interface RequestInit {
   body?: unknown;
   contentType?: string;
+  /** Instead of application/json: e.g. a PartialObjectMetadataList for counting. */
+  accept?: string;
   query?: Record<string, string | undefined>;
   timeoutMs?: number;
 }
@@ -87,7 +89,7 @@ export class KubeRest {
       port: url.port,
       path: `${url.pathname}${url.search}`,
       headers: {
-        accept: 'application/json',
+        accept: init.accept ?? 'application/json',
         'user-agent': this.userAgent,
         ...(payload ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(payload.length) } : {}),
       },

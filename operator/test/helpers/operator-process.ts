@@ -76,8 +76,12 @@ function installExitHook(): void {
 
 let counter = 0;
 
-/** Spawns the operator and resolves once it logged 'operator started' (its HTTP port is then known). */
-export async function startOperator(env: OperatorEnv, opts: { name?: string; startTimeoutMs?: number } = {}): Promise<OperatorProcess> {
+/**
+ * Spawns the operator and resolves once it logged 'operator started' (its HTTP
+ * port is then known). `quiet`: resolve at once, for a LOG_LEVEL above info
+ * (the benchmark's); the caller then sets PORT and polls /readyz itself.
+ */
+export async function startOperator(env: OperatorEnv, opts: { name?: string; startTimeoutMs?: number; quiet?: boolean } = {}): Promise<OperatorProcess> {
   installExitHook();
   const name = opts.name ?? `operator-${++counter}`;
   // A minimal environment: nothing of the developer's own kubeconfig, namespace or log settings leaks in.
@@ -160,7 +164,7 @@ export async function startOperator(env: OperatorEnv, opts: { name?: string; sta
     return exit ?? result;
   };
 
-  let started: LogLine;
+  let started: LogLine | undefined;
   const op: OperatorProcess = {
     name,
     child,
@@ -169,7 +173,7 @@ export async function startOperator(env: OperatorEnv, opts: { name?: string; sta
       return String(started?.identity ?? '');
     },
     get url() {
-      return `http://127.0.0.1:${String(started?.port ?? '')}`;
+      return `http://127.0.0.1:${String(started?.port ?? childEnv.PORT)}`;
     },
     exited,
     get running() {
@@ -183,6 +187,7 @@ export async function startOperator(env: OperatorEnv, opts: { name?: string; sta
   };
   live.add(op);
   void exited.then(() => live.delete(op));
+  if (opts.quiet) return op;
   try {
     started = await waitFor((l) => l.msg === 'operator started', opts.startTimeoutMs ?? 30_000);
   } catch (err) {
