@@ -26,11 +26,16 @@ export interface Payload {
 /** The seed's request: multipart image_file, with_resize=False, with_post_process (default True). */
 export function multipart(image: Buffer, opts: { postProcess?: boolean } = {}): Payload {
   const boundary = 'benchboundary7MA4YWxkTrZu0gW';
-  const field = (name: string, value: string) => `\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
+  const field = (name: string, value: string) =>
+    `\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="seed-224.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="seed-224.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+    ),
     image,
-    Buffer.from(`${field('with_resize', 'False')}${field('with_post_process', (opts.postProcess ?? true) ? 'True' : 'False')}\r\n--${boundary}--\r\n`),
+    Buffer.from(
+      `${field('with_resize', 'False')}${field('with_post_process', (opts.postProcess ?? true) ? 'True' : 'False')}\r\n--${boundary}--\r\n`,
+    ),
   ]);
   return { body, contentType: `multipart/form-data; boundary=${boundary}` };
 }
@@ -44,7 +49,17 @@ export interface Server {
 }
 
 /** Variables server-throughput.ts sets itself; inherited values would make runs incomparable. */
-export const SERVER_KNOBS = ['MAX_BATCH_SIZE', 'MAX_IN_FLIGHT', 'MAX_QUEUE_MS', 'MAX_QUEUE_DELAY_MS', 'REQUEST_DEADLINE_MS', 'SESSIONS', 'INTRA_OP_THREADS', 'DECODE_CONCURRENCY', 'LOG_LEVEL'];
+export const SERVER_KNOBS = [
+  'MAX_BATCH_SIZE',
+  'MAX_IN_FLIGHT',
+  'MAX_QUEUE_MS',
+  'MAX_QUEUE_DELAY_MS',
+  'REQUEST_DEADLINE_MS',
+  'SESSIONS',
+  'INTRA_OP_THREADS',
+  'DECODE_CONCURRENCY',
+  'LOG_LEVEL',
+];
 
 /** The compiled server's entry point; BENCH_SERVER_MAIN points the benchmarks at another build. */
 export function serverMain(): string {
@@ -77,19 +92,26 @@ export function neutralEnv(): NodeJS.ProcessEnv {
  * with MODEL_URI, PORT=0, HOST=127.0.0.1 and `knobs` on top, from serverMain().
  * Resolves once /v2/health/ready answers 200; rejects if the server exits first.
  */
-export async function startServer(modelPath: string, knobs: Record<string, string>, baseEnv: NodeJS.ProcessEnv = envWithoutKnobs(), main = serverMain()): Promise<Server> {
+export async function startServer(
+  modelPath: string,
+  knobs: Record<string, string>,
+  baseEnv: NodeJS.ProcessEnv = envWithoutKnobs(),
+  main = serverMain(),
+): Promise<Server> {
   const env: NodeJS.ProcessEnv = { ...baseEnv, MODEL_URI: modelPath, PORT: '0', HOST: '127.0.0.1', ...knobs };
   const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.on('exit', () => {
-    exited = true;
-    resolve();
-  }));
+  const exit = new Promise<void>((resolve) =>
+    child.on('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let pending = '';
     let found = false;
     // Keep reading (and dropping) the access log after 'listening', or the server would block on a full pipe.
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (found) return;
       pending += chunk.toString('utf8');
       const lines = pending.split('\n');
@@ -110,7 +132,12 @@ export async function startServer(modelPath: string, knobs: Record<string, strin
     child.on('error', reject);
     child.on('exit', (code, signal) => reject(new Error(`server exited with ${code ?? signal} before listening`)));
   });
-  while ((await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await fetch(`${url}/v2/health/ready`).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     if (exited) throw new Error('server exited before it was ready');
     await sleep(100);
   }
@@ -227,10 +254,13 @@ export function treeMemory(root: number): TreeMemory {
  * (of the tree's sums: the processes' own peaks, VmHWM, need not coincide).
  * `reset()` starts a new window and returns the last one's peaks.
  */
-export function memorySampler(root: number, everyMs = 250): { reset: () => TreeMemory; overall: () => TreeMemory; stop: () => TreeMemory } {
+export function memorySampler(
+  root: number,
+  everyMs = 250,
+): { reset: () => TreeMemory; overall: () => TreeMemory; stop: () => TreeMemory } {
   const zero = (): TreeMemory => ({ rssMiB: 0, pssMiB: 0, processes: 0 });
   let window = zero();
-  let overall = zero();
+  const overall = zero();
   const take = () => {
     const m = treeMemory(root);
     for (const peak of [window, overall]) {
@@ -293,7 +323,13 @@ export interface Target {
  * request as soon as the last is answered (no back-off), for `seconds`, with a
  * 60 s per-request timeout.
  */
-export async function closedLoop(target: Target, connections: number, payload: Payload, seconds: number, path = '/predict/image'): Promise<LoadPoint> {
+export async function closedLoop(
+  target: Target,
+  connections: number,
+  payload: Payload,
+  seconds: number,
+  path = '/predict/image',
+): Promise<LoadPoint> {
   const serverBefore = treeCpu(target.pid);
   const clientBefore = process.cpuUsage();
   const r = await autocannon({
@@ -321,7 +357,8 @@ export async function closedLoop(target: Target, connections: number, payload: P
     errors: r.errors,
     timeouts: r.timeouts,
     errorRate: ok + failed > 0 ? failed / (ok + failed) : 0,
-    serverCpuPercent: serverAfter.size === 0 ? null : Math.round((100 * cpuBetween(serverBefore, serverAfter)) / r.duration),
+    serverCpuPercent:
+      serverAfter.size === 0 ? null : Math.round((100 * cpuBetween(serverBefore, serverAfter)) / r.duration),
     clientCpuPercent: Math.round((client.user + client.system) / 1e4 / r.duration),
   };
 }
@@ -385,7 +422,10 @@ function csvFields(line: string): string[] {
 
 /** Builds (once) and returns the Locust venv's python, or why it could not. */
 export function locustPython(): string | { skipped: string } {
-  const venv = spawnSync('bash', [join(ROOT, 'bench/locust-venv.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const venv = spawnSync('bash', [join(ROOT, 'bench/locust-venv.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const python = venv.stdout?.trim().split('\n').pop();
   if (venv.status !== 0 || !python) return { skipped: `bench/locust-venv.sh failed (exit ${venv.status})` };
   return python;
@@ -400,11 +440,32 @@ export async function runLocust(url: string, opts: LocustOptions): Promise<Locus
   const python = locustPython();
   if (typeof python !== 'string') return python;
   const prefix = join(tmpdir(), `bench-locust-${process.pid}-${Date.now()}`);
-  const args = ['-f', 'bench/locustfile.py', '--headless', '-u', String(opts.users), '-r', String(opts.spawnRate), '-t', `${opts.seconds}s`, '--host', url, '--csv', prefix, '--only-summary', '--loglevel', 'WARNING'];
+  const args = [
+    '-f',
+    'bench/locustfile.py',
+    '--headless',
+    '-u',
+    String(opts.users),
+    '-r',
+    String(opts.spawnRate),
+    '-t',
+    `${opts.seconds}s`,
+    '--host',
+    url,
+    '--csv',
+    prefix,
+    '--only-summary',
+    '--loglevel',
+    'WARNING',
+  ];
   const env = { LOCUST_IMAGE: SEED_IMAGE_PATH, ...opts.env };
   let cpu: number | null = null;
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(python, ['-m', 'locust', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+    const child = spawn(python, ['-m', 'locust', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, ...env },
+    });
     const guard = setTimeout(() => child.kill('SIGKILL'), (opts.seconds + 60) * 1000);
     // Sampled just before it exits: the last reading of its CPU.
     const sampler = setInterval(() => {
@@ -439,11 +500,18 @@ export async function runLocust(url: string, opts: LocustOptions): Promise<Locus
     };
     if (opts.env?.LOCUST_SPLIT_FAILURES === '1' && opts.name) {
       result.answered = answered
-        ? { requests: col(answered, 'Request Count') - col(answered, 'Failure Count'), requestsPerSecond: col(answered, 'Requests/s') - col(answered, 'Failures/s'), p50Ms: col(answered, '50%'), p90Ms: col(answered, '90%'), p99Ms: col(answered, '99%') }
+        ? {
+            requests: col(answered, 'Request Count') - col(answered, 'Failure Count'),
+            requestsPerSecond: col(answered, 'Requests/s') - col(answered, 'Failures/s'),
+            p50Ms: col(answered, '50%'),
+            p90Ms: col(answered, '90%'),
+            p99Ms: col(answered, '99%'),
+          }
         : { requests: 0, requestsPerSecond: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN };
     }
     return result;
   } finally {
-    for (const suffix of ['_stats.csv', '_stats_history.csv', '_failures.csv', '_exceptions.csv']) await rm(`${prefix}${suffix}`, { force: true });
+    for (const suffix of ['_stats.csv', '_stats_history.csv', '_failures.csv', '_exceptions.csv'])
+      await rm(`${prefix}${suffix}`, { force: true });
   }
 }

@@ -58,7 +58,7 @@ async function start(modelPath: string, env: NodeJS.ProcessEnv): Promise<Running
   });
   const logs: Record<string, unknown>[] = [];
   let pending = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     pending += chunk.toString('utf8');
     const lines = pending.split('\n');
     pending = lines.pop()!;
@@ -75,7 +75,13 @@ async function start(modelPath: string, env: NodeJS.ProcessEnv): Promise<Running
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   for (;;) {
     const listening = logs.find((l) => l.msg === 'listening');
-    if (listening && (await fetch(`${String(listening.url)}/v2/health/ready`).then((r) => r.status, () => 0)) === 200) {
+    if (
+      listening &&
+      (await fetch(`${String(listening.url)}/v2/health/ready`).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200
+    ) {
       return { url: String(listening.url), pid: child.pid!, child, logs, exited };
     }
     if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}) before it was ready`);
@@ -88,7 +94,8 @@ async function stop(server: Running): Promise<void> {
   await server.exited;
 }
 
-const rssMiB = (pid: number): number => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+const rssMiB = (pid: number): number =>
+  Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
 // ---------------------------------------------------------------- the health probe, in its own process
@@ -140,7 +147,9 @@ process.exit(0);
 
 /** The kernel's counts of connections refused by a full listen queue (TcpExt ListenOverflows, ListenDrops). */
 function listenDrops(): number {
-  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const lines = readFileSync('/proc/net/netstat', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('TcpExt:'));
   const names = lines[0]!.split(/\s+/);
   const values = lines[1]!.split(/\s+/);
   return Number(values[names.indexOf('ListenDrops')] ?? 0);
@@ -150,14 +159,21 @@ function listenDrops(): number {
 async function probe(base: string): Promise<() => Promise<ProbeResult>> {
   await eventLoopMaxMs(base);
   const dropsBefore = listenDrops();
-  const child = spawn(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT], { env: { ...neutralEnv(), PROBE_URL: `${base}/v2/health/live` }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT], {
+    env: { ...neutralEnv(), PROBE_URL: `${base}/v2/health/live` },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   const done = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   return async () => {
-    child.stdin!.end('stop');
+    child.stdin.end('stop');
     await done;
-    return { ...(JSON.parse(out) as Omit<ProbeResult, 'eventLoopMaxMs' | 'listenDrops'>), eventLoopMaxMs: await eventLoopMaxMs(base), listenDrops: listenDrops() - dropsBefore };
+    return {
+      ...(JSON.parse(out) as Omit<ProbeResult, 'eventLoopMaxMs' | 'listenDrops'>),
+      eventLoopMaxMs: await eventLoopMaxMs(base),
+      listenDrops: listenDrops() - dropsBefore,
+    };
   };
 }
 
@@ -174,7 +190,9 @@ interface MemoryRun {
 
 async function memoryAfterAbuse(modelPath: string, allocator: string, env: NodeJS.ProcessEnv): Promise<MemoryRun> {
   const server = await start(modelPath, env);
-  const meta = (await (await fetch(`${server.url}/v2/models/${String(server.logs.find((l) => l.model)?.model)}`)).json()) as { name: string; inputs: { name: string }[] };
+  const meta = (await (
+    await fetch(`${server.url}/v2/models/${String(server.logs.find((l) => l.model)?.model)}`)
+  ).json()) as { name: string; inputs: { name: string }[] };
   const url = `${server.url}/v2/models/${meta.name}/infer`;
   const input = meta.inputs[0]!.name;
   const statuses: Record<string, number> = {};
@@ -188,9 +206,19 @@ async function memoryAfterAbuse(modelPath: string, allocator: string, env: NodeJ
     await r?.arrayBuffer();
     statuses[key] = (statuses[key] ?? 0) + 1;
   };
-  const numbers = Buffer.from(`{"inputs":[{"name":"${input}","shape":[1,3,224,224],"datatype":"FP32","data":[${Array.from({ length: 5_000_000 }, () => '0.123456789').join(',')}]}]}`);
-  const nested = Buffer.from(`{"inputs":[{"name":"${input}","shape":[1],"datatype":"FP32","data":${'['.repeat(5_000_000)}${']'.repeat(5_000_000)}}]}`);
-  const header = Buffer.from(JSON.stringify({ inputs: [{ name: input, shape: [1, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: 3 * 224 * 224 * 4 } }] }));
+  const numbers = Buffer.from(
+    `{"inputs":[{"name":"${input}","shape":[1,3,224,224],"datatype":"FP32","data":[${Array.from({ length: 5_000_000 }, () => '0.123456789').join(',')}]}]}`,
+  );
+  const nested = Buffer.from(
+    `{"inputs":[{"name":"${input}","shape":[1],"datatype":"FP32","data":${'['.repeat(5_000_000)}${']'.repeat(5_000_000)}}]}`,
+  );
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        { name: input, shape: [1, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: 3 * 224 * 224 * 4 } },
+      ],
+    }),
+  );
   const binary = Buffer.concat([header, Buffer.alloc(60 * 2 ** 20)]);
   for (let i = 0; i < 5; i++) await post(numbers);
   for (let i = 0; i < 3; i++) await post(nested);
@@ -220,7 +248,14 @@ interface SlowResult {
 }
 
 /** Opens `n` connections that send `head` then one byte of `drip` per `everyMs`, until the server answers or closes. */
-function trickle(port: number, n: number, head: string, drip: string, everyMs: number, maxMs: number): Promise<{ answers: Record<string, number>; slowestMs: number }> {
+function trickle(
+  port: number,
+  n: number,
+  head: string,
+  drip: string,
+  everyMs: number,
+  maxMs: number,
+): Promise<{ answers: Record<string, number>; slowestMs: number }> {
   const answers: Record<string, number> = {};
   let slowestMs = 0;
   const one = () =>
@@ -263,8 +298,18 @@ async function slowloris(server: Running, payload: Payload, goodAloneRps: number
   const results: SlowResult[] = [];
   const n = 256;
   const variants = [
-    { kind: 'headers' as const, head: 'POST /predict/image HTTP/1.1\r\nHost: x\r\n', drip: 'X-Slow: abcdefghijklmnopqrstuvwxyz\r\n', everyMs: 1000 },
-    { kind: 'body' as const, head: `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\nContent-Length: ${payload.body.length}\r\n\r\n`, drip: payload.body.toString('latin1'), everyMs: 500 },
+    {
+      kind: 'headers' as const,
+      head: 'POST /predict/image HTTP/1.1\r\nHost: x\r\n',
+      drip: 'X-Slow: abcdefghijklmnopqrstuvwxyz\r\n',
+      everyMs: 1000,
+    },
+    {
+      kind: 'body' as const,
+      head: `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\nContent-Length: ${payload.body.length}\r\n\r\n`,
+      drip: payload.body.toString('latin1'),
+      everyMs: 500,
+    },
   ];
   for (const v of variants) {
     const stopProbe = await probe(server.url);
@@ -272,7 +317,15 @@ async function slowloris(server: Running, payload: Payload, goodAloneRps: number
     await sleep(500);
     const good = await closedLoop({ url: server.url, pid: server.pid }, 4, payload, 8);
     const { answers, slowestMs } = await slow;
-    results.push({ kind: v.kind, connections: n, answers, cutAfterS: Math.round(slowestMs / 100) / 10, goodRps: Math.round(good.requestsPerSecond * 10) / 10, goodAloneRps, probe: await stopProbe() });
+    results.push({
+      kind: v.kind,
+      connections: n,
+      answers,
+      cutAfterS: Math.round(slowestMs / 100) / 10,
+      goodRps: Math.round(good.requestsPerSecond * 10) / 10,
+      goodAloneRps,
+      probe: await stopProbe(),
+    });
   }
   return results;
 }
@@ -296,7 +349,12 @@ async function disconnectStorm(server: Running, payload: Payload): Promise<Storm
   const seconds = 10;
   const fdsBefore = fds(server.pid);
   const rssBeforeMiB = rssMiB(server.pid);
-  const request = Buffer.concat([Buffer.from(`POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\nContent-Length: ${payload.body.length}\r\n\r\n`), payload.body]);
+  const request = Buffer.concat([
+    Buffer.from(
+      `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\nContent-Length: ${payload.body.length}\r\n\r\n`,
+    ),
+    payload.body,
+  ]);
   let dropped = 0;
   const until = performance.now() + seconds * 1000;
   const loop = async (i: number) => {
@@ -329,7 +387,17 @@ async function disconnectStorm(server: Running, payload: Payload): Promise<Storm
     await sleep(100);
   }
   await sleep(1000);
-  return { seconds, dropped, fdsBefore, fdsAfter: fds(server.pid), inFlightAfter, rssBeforeMiB, rssAfterMiB: rssMiB(server.pid), goodRps: Math.round(good.requestsPerSecond * 10) / 10, probe: probeResult };
+  return {
+    seconds,
+    dropped,
+    fdsBefore,
+    fdsAfter: fds(server.pid),
+    inFlightAfter,
+    rssBeforeMiB,
+    rssAfterMiB: rssMiB(server.pid),
+    goodRps: Math.round(good.requestsPerSecond * 10) / 10,
+    probe: probeResult,
+  };
 }
 
 // ---------------------------------------------------------------- 4. overload with SIGTERM
@@ -362,7 +430,14 @@ async function overloadWithSigterm(modelPath: string, payload: Payload, capacity
   const send = () =>
     new Promise<void>((resolve) => {
       const req = http.request(
-        { host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent, headers: { 'content-type': payload.contentType, 'content-length': payload.body.length } },
+        {
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': payload.contentType, 'content-length': payload.body.length },
+        },
         (res) => {
           res.on('data', () => undefined);
           res.on('end', () => {
@@ -403,7 +478,17 @@ async function overloadWithSigterm(modelPath: string, payload: Payload, capacity
   await Promise.all(requests);
   agent.destroy();
   const stopped = server.logs.find((l) => l.msg === 'stopped');
-  return { rate: Math.round(rate), connections, sent: total, statuses, errors, cut, unanswered: Number(stopped?.unanswered ?? NaN), exitCode, drainS };
+  return {
+    rate: Math.round(rate),
+    connections,
+    sent: total,
+    statuses,
+    errors,
+    cut,
+    unanswered: Number(stopped?.unanswered ?? NaN),
+    exitCode,
+    drainS,
+  };
 }
 
 // ---------------------------------------------------------------- main
@@ -444,20 +529,31 @@ async function main(): Promise<void> {
   if (PHASES.size < ALL_PHASES.length) {
     process.stderr.write(`  HOSTILE_PHASES=${[...PHASES].join(',')}: results not written\n`);
   } else {
-    await writeFile(RESULTS, `${JSON.stringify({ machine, generatedAt: new Date().toISOString(), model: 'resnet50 (ResNet-50-shaped)', memory, slowloris: slow, storm, drain }, null, 2)}\n`);
+    await writeFile(
+      RESULTS,
+      `${JSON.stringify({ machine, generatedAt: new Date().toISOString(), model: 'resnet50 (ResNet-50-shaped)', memory, slowloris: slow, storm, drain }, null, 2)}\n`,
+    );
   }
 
   const lines = [
     '| allocator | RSS start | peak | after 10 s idle | answers | probe p99 / worst | event loop worst |',
     '|---|---|---|---|---|---|---|',
-    ...memory.map((m) => `| ${m.allocator} | ${m.startMiB} MiB | ${m.peakMiB} MiB | ${m.afterIdleMiB} MiB | ${JSON.stringify(m.statuses)} | ${m.probe.p99Ms} / ${m.probe.worstMs} ms | ${m.probe.eventLoopMaxMs} ms |`),
+    ...memory.map(
+      (m) =>
+        `| ${m.allocator} | ${m.startMiB} MiB | ${m.peakMiB} MiB | ${m.afterIdleMiB} MiB | ${JSON.stringify(m.statuses)} | ${m.probe.p99Ms} / ${m.probe.worstMs} ms | ${m.probe.eventLoopMaxMs} ms |`,
+    ),
     '',
     '| slowloris | connections | their answers | slowest cut after | good client beside / alone | probe p99 / worst | event loop worst |',
     '|---|---|---|---|---|---|---|',
-    ...slow.map((s) => `| ${s.kind} | ${s.connections} | ${JSON.stringify(s.answers)} | ${s.cutAfterS} s | ${s.goodRps} / ${s.goodAloneRps} req/s | ${s.probe.p99Ms} / ${s.probe.worstMs} ms | ${s.probe.eventLoopMaxMs} ms |`),
+    ...slow.map(
+      (s) =>
+        `| ${s.kind} | ${s.connections} | ${JSON.stringify(s.answers)} | ${s.cutAfterS} s | ${s.goodRps} / ${s.goodAloneRps} req/s | ${s.probe.p99Ms} / ${s.probe.worstMs} ms | ${s.probe.eventLoopMaxMs} ms |`,
+    ),
     '',
-    storm && `disconnect storm: ${storm.dropped} dropped connections in ${storm.seconds} s; fds ${storm.fdsBefore} → ${storm.fdsAfter}; in flight after: ${storm.inFlightAfter}; RSS ${storm.rssBeforeMiB} → ${storm.rssAfterMiB} MiB; good client ${storm.goodRps} req/s; ${storm.probe.probes} probes, p50 ${storm.probe.p50Ms} ms, p99 ${storm.probe.p99Ms} ms, worst ${storm.probe.worstMs} ms; event loop worst ${storm.probe.eventLoopMaxMs} ms; listen drops ${storm.probe.listenDrops}`,
-    drain && `overload + SIGTERM: ${drain.sent} requests at ${drain.rate}/s over ${drain.connections} connections; answers ${JSON.stringify(drain.statuses)}; connection errors ${JSON.stringify(drain.errors)}; cut responses ${drain.cut}; unanswered (server) ${drain.unanswered}; exit ${drain.exitCode} after ${drain.drainS} s`,
+    storm &&
+      `disconnect storm: ${storm.dropped} dropped connections in ${storm.seconds} s; fds ${storm.fdsBefore} → ${storm.fdsAfter}; in flight after: ${storm.inFlightAfter}; RSS ${storm.rssBeforeMiB} → ${storm.rssAfterMiB} MiB; good client ${storm.goodRps} req/s; ${storm.probe.probes} probes, p50 ${storm.probe.p50Ms} ms, p99 ${storm.probe.p99Ms} ms, worst ${storm.probe.worstMs} ms; event loop worst ${storm.probe.eventLoopMaxMs} ms; listen drops ${storm.probe.listenDrops}`,
+    drain &&
+      `overload + SIGTERM: ${drain.sent} requests at ${drain.rate}/s over ${drain.connections} connections; answers ${JSON.stringify(drain.statuses)}; connection errors ${JSON.stringify(drain.errors)}; cut responses ${drain.cut}; unanswered (server) ${drain.unanswered}; exit ${drain.exitCode} after ${drain.drainS} s`,
   ];
   process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
 }

@@ -42,7 +42,16 @@ const ROOT = repoRoot();
 const RESULTS = fileURLToPath(new URL('../../bench/results/node-cold-start.json', import.meta.url));
 const RUNS = Number(process.env.RUNS ?? 3);
 const MODEL_LABEL = `${GROUP}/model`;
-const PHASES = ['schedule', 'sandbox + image', 'container start', 'runtime start', 'download', 'load', 'warm-up', 'readiness'] as const;
+const PHASES = [
+  'schedule',
+  'sandbox + image',
+  'container start',
+  'runtime start',
+  'download',
+  'load',
+  'warm-up',
+  'readiness',
+] as const;
 type Phase = (typeof PHASES)[number];
 
 interface Run {
@@ -60,7 +69,9 @@ class ContainerdEvents {
   private readonly lines: { at: number; topic: string; body: Record<string, unknown> }[] = [];
   private readonly child;
   constructor(cluster: NodeCluster) {
-    this.child = spawn('ctr', ['--address', cluster.containerdSocket, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.child = spawn('ctr', ['--address', cluster.containerdSocket, 'events'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let buf = '';
     this.child.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -82,7 +93,9 @@ class ContainerdEvents {
   }
   /** The first `topic` event about `containerId` at or after `after`. */
   find(topic: string, containerId: string, after = 0): number | undefined {
-    return this.lines.find((l) => l.topic === topic && l.at >= after && (l.body.id === containerId || l.body.container_id === containerId))?.at;
+    return this.lines.find(
+      (l) => l.topic === topic && l.at >= after && (l.body.id === containerId || l.body.container_id === containerId),
+    )?.at;
   }
   stop(): void {
     this.child.kill('SIGTERM');
@@ -120,7 +133,11 @@ async function main(): Promise<void> {
     const ns = await cluster.createNamespace('bench');
 
     const cases = [
-      { name: 'efficientnet-lite0', modelUri: 'gs://models/efficientnet-lite0/model.onnx', labelsUri: 'gs://models/efficientnet-lite0/labels.txt' },
+      {
+        name: 'efficientnet-lite0',
+        modelUri: 'gs://models/efficientnet-lite0/model.onnx',
+        labelsUri: 'gs://models/efficientnet-lite0/labels.txt',
+      },
       { name: 'resnet50', modelUri: 'gs://models/resnet50/model.onnx' },
     ];
     for (const c of cases) {
@@ -135,7 +152,10 @@ async function main(): Promise<void> {
           service: { type: 'ClusterIP' },
         };
         const applied = Date.now();
-        await kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec }));
+        await kubectl(
+          ['apply', '-n', ns, '-f', '-'],
+          JSON.stringify({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec }),
+        );
         const seen = await watchPod(cluster, ns, name, applied);
         runs.push(await measure(cluster, events, ns, name, c.name, 'cold', applied, seen));
         // A restart of the server container: same pod, the model in its emptyDir cache.
@@ -146,12 +166,18 @@ async function main(): Promise<void> {
         const again = await watchPod(cluster, ns, name, killed, seen.containerId);
         const oldId = seen.containerId.replace(/^containerd:\/\//, '');
         const exited = events.find('/tasks/exit', oldId, killed) ?? killed;
-        runs.push({ ...(await measure(cluster, events, ns, name, c.name, 'restart', exited, { ...again, scheduledAt: exited })), stopMs: exited - killed });
+        runs.push({
+          ...(await measure(cluster, events, ns, name, c.name, 'restart', exited, { ...again, scheduledAt: exited })),
+          stopMs: exited - killed,
+        });
         await kubectl(['delete', 'onnxmodel', name, '-n', ns, '--wait=true']);
-        await eventually(async () => {
-          const out = await kubectl(['get', 'pods', '-n', ns, '-l', `${MODEL_LABEL}=${name}`, '-o', 'name']);
-          if (out.trim()) throw new Error('pods left');
-        }, { timeoutMs: 120_000 });
+        await eventually(
+          async () => {
+            const out = await kubectl(['get', 'pods', '-n', ns, '-l', `${MODEL_LABEL}=${name}`, '-o', 'name']);
+            if (out.trim()) throw new Error('pods left');
+          },
+          { timeoutMs: 120_000 },
+        );
         const last = runs.slice(-2);
         process.stderr.write(`${name}: cold ${last[0]!.totalMs} ms, restart ${last[1]!.totalMs} ms\n`);
       }
@@ -171,16 +197,32 @@ async function main(): Promise<void> {
         kind,
         runs: rs.length,
         medianTotalMs: median(rs.map((r) => r.totalMs)),
-        medianPhasesMs: Object.fromEntries(PHASES.map((p) => [p, median(rs.map((r) => r.phasesMs[p]))])) as Record<Phase, number>,
+        medianPhasesMs: Object.fromEntries(PHASES.map((p) => [p, median(rs.map((r) => r.phasesMs[p]))])) as Record<
+          Phase,
+          number
+        >,
         fromCache: rs.every((r) => r.fromCache),
       };
     }),
   );
-  const report = { benchmark: 'node-cold-start', date: new Date().toISOString(), machine, k8s: cluster.version, runsPerCase: RUNS, summary, runs };
+  const report = {
+    benchmark: 'node-cold-start',
+    date: new Date().toISOString(),
+    machine,
+    k8s: cluster.version,
+    runsPerCase: RUNS,
+    summary,
+    runs,
+  };
   await writeFile(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
   const header = `| model | start | total | ${PHASES.join(' | ')} |`;
-  const rows = summary.map((s) => `| ${s.model} | ${s.kind}${s.fromCache ? ' (cached)' : ''} | **${(s.medianTotalMs / 1000).toFixed(1)} s** | ${PHASES.map((p) => (s.medianPhasesMs[p] / 1000).toFixed(2)).join(' | ')} |`);
-  process.stdout.write(`${[header, `|${' --- |'.repeat(PHASES.length + 3)}`, ...rows].join('\n')}\n\nmedians of ${RUNS} runs, seconds; ${machine.cpuModel}, ${machine.cores} cores; wrote ${RESULTS}\n`);
+  const rows = summary.map(
+    (s) =>
+      `| ${s.model} | ${s.kind}${s.fromCache ? ' (cached)' : ''} | **${(s.medianTotalMs / 1000).toFixed(1)} s** | ${PHASES.map((p) => (s.medianPhasesMs[p] / 1000).toFixed(2)).join(' | ')} |`,
+  );
+  process.stdout.write(
+    `${[header, `|${' --- |'.repeat(PHASES.length + 3)}`, ...rows].join('\n')}\n\nmedians of ${RUNS} runs, seconds; ${machine.cpuModel}, ${machine.cores} cores; wrote ${RESULTS}\n`,
+  );
 }
 
 interface Seen {
@@ -190,29 +232,62 @@ interface Seen {
 }
 
 /** Polls the model's pod (kubectl, every 100 ms) until Ready (with a container other than `previousContainer`), noting when it was bound and Ready. */
-async function watchPod(cluster: NodeCluster, ns: string, model: string, since: number, previousContainer?: string): Promise<Seen> {
+async function watchPod(
+  cluster: NodeCluster,
+  ns: string,
+  model: string,
+  since: number,
+  previousContainer?: string,
+): Promise<Seen> {
   let scheduledAt: number | undefined = previousContainer ? since : undefined;
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
     const r = await cluster.kubectl(['get', 'pods', '-n', ns, '-l', `${MODEL_LABEL}=${model}`, '-o', 'json']);
     const now = Date.now();
-    const pod = (JSON.parse(r.stdout || '{"items":[]}') as { items: V1Pod[] }).items.find((p) => !p.metadata?.deletionTimestamp);
+    const pod = (JSON.parse(r.stdout || '{"items":[]}') as { items: V1Pod[] }).items.find(
+      (p) => !p.metadata?.deletionTimestamp,
+    );
     if (pod) {
       if (scheduledAt === undefined && pod.spec?.nodeName) scheduledAt = now;
       const server = pod.status?.containerStatuses?.[0];
       const id = server?.containerID?.replace(/^containerd:\/\//, '');
-      if (server?.ready && id && id !== previousContainer?.replace(/^containerd:\/\//, '')) return { scheduledAt: scheduledAt ?? now, readyAt: now, containerId: server.containerID! };
+      if (server?.ready && id && id !== previousContainer?.replace(/^containerd:\/\//, ''))
+        return { scheduledAt: scheduledAt ?? now, readyAt: now, containerId: server.containerID! };
     }
     if (now > deadline) throw new Error(`${ns}/${model}: no Ready pod after 10 minutes`);
     await new Promise((res) => setTimeout(res, 100));
   }
 }
 
-async function measure(cluster: NodeCluster, events: ContainerdEvents, ns: string, model: string, label: string, kind: 'cold' | 'restart', t0: number, seen: Seen): Promise<Run> {
+async function measure(
+  cluster: NodeCluster,
+  events: ContainerdEvents,
+  ns: string,
+  model: string,
+  label: string,
+  kind: 'cold' | 'restart',
+  t0: number,
+  seen: Seen,
+): Promise<Run> {
   const id = seen.containerId.replace(/^containerd:\/\//, '');
-  const created = await eventually(async () => events.find('/containers/create', id, t0 - 1000) ?? Promise.reject(new Error(`no /containers/create for ${id}`)), { timeoutMs: 10_000 });
+  const created = await eventually(
+    async () =>
+      events.find('/containers/create', id, t0 - 1000) ?? Promise.reject(new Error(`no /containers/create for ${id}`)),
+    { timeoutMs: 10_000 },
+  );
   const started = events.find('/tasks/start', id, t0 - 1000) ?? created;
-  const podName = (await cluster.kubectl(['get', 'pods', '-n', ns, '-l', `${MODEL_LABEL}=${model}`, '-o', 'jsonpath={.items[0].metadata.name}'])).stdout.trim();
+  const podName = (
+    await cluster.kubectl([
+      'get',
+      'pods',
+      '-n',
+      ns,
+      '-l',
+      `${MODEL_LABEL}=${model}`,
+      '-o',
+      'jsonpath={.items[0].metadata.name}',
+    ])
+  ).stdout.trim();
   const logs = (await cluster.kubectl(['logs', '-n', ns, podName])).stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))

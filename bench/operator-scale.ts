@@ -44,7 +44,8 @@ import { describeMachine, peakRssMiB } from './machine.js';
 const BENCH_START = performance.now();
 const MODELS = positiveInt('BENCH_MODELS', 200);
 const CREATE_MODE = (process.env.BENCH_CREATE ?? 'api').trim();
-if (CREATE_MODE !== 'api' && CREATE_MODE !== 'kubectl') throw new Error(`BENCH_CREATE=${CREATE_MODE}: expected api or kubectl`);
+if (CREATE_MODE !== 'api' && CREATE_MODE !== 'kubectl')
+  throw new Error(`BENCH_CREATE=${CREATE_MODE}: expected api or kubectl`);
 const TIMEOUT_MS = positiveInt('BENCH_TIMEOUT_SECONDS', 300) * 1000;
 const QUIET_MS = positiveInt('BENCH_QUIET_SECONDS', 3) * 1000;
 const AUDIT = process.env.BENCH_AUDIT !== '0';
@@ -99,10 +100,16 @@ const round = (n: number | null, digits = 2) => (n === null ? null : Number(n.to
 // ------------------------------------------------------------------ API client
 
 /** Lists `path` with the operator's own client; only the metadata when counting (a tenth of the bytes, so polling weighs little on the apiserver). */
-async function list<T>(api: KubeRest, path: string, opts: { labelSelector?: string; metadataOnly?: boolean } = {}): Promise<{ items: T[] }> {
+async function list<T>(
+  api: KubeRest,
+  path: string,
+  opts: { labelSelector?: string; metadataOnly?: boolean } = {},
+): Promise<{ items: T[] }> {
   const result = await api.request<{ items?: T[] | null }>('GET', path, {
     query: { labelSelector: opts.labelSelector },
-    accept: opts.metadataOnly ? 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json' : undefined,
+    accept: opts.metadataOnly
+      ? 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'
+      : undefined,
     timeoutMs: 60_000,
   });
   // An empty PartialObjectMetadataList comes back with items: null.
@@ -126,7 +133,10 @@ function summarizeLog(lines: readonly LogLine[]): LogSummary {
   const summary: LogSummary = { counts: {}, samples: [], lines: lines.length };
   for (const line of lines) {
     if (line.level !== undefined && line.level < 40) continue;
-    const key = line.level === undefined ? `stdout ${String(line.msg).slice(0, 120)}` : `${LEVELS[line.level] ?? line.level} ${line.msg}`;
+    const key =
+      line.level === undefined
+        ? `stdout ${String(line.msg).slice(0, 120)}`
+        : `${LEVELS[line.level] ?? line.level} ${line.msg}`;
     summary.counts[key] = (summary.counts[key] ?? 0) + 1;
     if (summary.samples.length < 20) summary.samples.push(JSON.stringify(line));
   }
@@ -135,15 +145,27 @@ function summarizeLog(lines: readonly LogLine[]): LogSummary {
 
 /** The operator as the tests run it (operator/test/helpers/operator-process.ts), once /readyz answers. */
 async function startScaleOperator(cp: ControlPlane, namespace: string): Promise<OperatorProcess> {
-  const passed = Object.fromEntries(['WORKERS', 'RESYNC_SECONDS', 'SERVER_IMAGE'].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])));
+  const passed = Object.fromEntries(
+    ['WORKERS', 'RESYNC_SECONDS', 'SERVER_IMAGE'].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
+  );
   // warn by default: an info line per reconcile would be part of what is measured.
   const op = await startOperator(
-    { KUBECONFIG: cp.kubeconfigPath, PORT: String(await freePort()), LEADER_ELECTION: 'false', WATCH_NAMESPACE: namespace, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...passed },
+    {
+      KUBECONFIG: cp.kubeconfigPath,
+      PORT: String(await freePort()),
+      LEADER_ELECTION: 'false',
+      WATCH_NAMESPACE: namespace,
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      ...passed,
+    },
     { name: 'operator', quiet: true },
   );
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const status = await fetch(`${op.url}/readyz`).then((r) => r.status, () => 0);
+    const status = await fetch(`${op.url}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) return op;
     if (!op.running) throw new Error(`the operator exited during start-up:\n${op.tail()}`);
     if (Date.now() > deadline) throw new Error(`the operator was not ready within 60 s (last /readyz: ${status})`);
@@ -151,7 +173,9 @@ async function startScaleOperator(cp: ControlPlane, namespace: string): Promise<
   }
 }
 
-async function stopOperator(op: OperatorProcess): Promise<{ shutdownMs: number; code: number | null; signal: NodeJS.Signals | null }> {
+async function stopOperator(
+  op: OperatorProcess,
+): Promise<{ shutdownMs: number; code: number | null; signal: NodeJS.Signals | null }> {
   const t = performance.now();
   const res = await op.stop('SIGTERM', 15_000);
   return { shutdownMs: Math.round(since(t)), ...res };
@@ -202,7 +226,10 @@ const yamlStream = (objects: unknown[]) => objects.map((o) => JSON.stringify(o))
 async function createAll(api: KubeRest, cp: ControlPlane, namespace: string): Promise<string[]> {
   const models = Array.from({ length: MODELS }, (_, i) => model(namespace, i));
   if (CREATE_MODE === 'kubectl') {
-    const r = await cp.kubectl(['apply', '-n', namespace, '-f', '-'], { input: yamlStream(models), timeoutMs: TIMEOUT_MS });
+    const r = await cp.kubectl(['apply', '-n', namespace, '-f', '-'], {
+      input: yamlStream(models),
+      timeoutMs: TIMEOUT_MS,
+    });
     return r.code === 0 ? [] : [`kubectl apply exited ${r.code}: ${r.stderr.slice(0, 500)}`];
   }
   const results = await Promise.allSettled(models.map((m) => api.post(paths.onnxModels(namespace), m, 60_000)));
@@ -212,20 +239,29 @@ async function createAll(api: KubeRest, cp: ControlPlane, namespace: string): Pr
 async function changeAll(api: KubeRest, cp: ControlPlane, namespace: string): Promise<string[]> {
   if (CREATE_MODE === 'kubectl') {
     const models = Array.from({ length: MODELS }, (_, i) => model(namespace, i, NEW_RESIZE_MODE));
-    const r = await cp.kubectl(['apply', '-n', namespace, '-f', '-'], { input: yamlStream(models), timeoutMs: TIMEOUT_MS });
+    const r = await cp.kubectl(['apply', '-n', namespace, '-f', '-'], {
+      input: yamlStream(models),
+      timeoutMs: TIMEOUT_MS,
+    });
     return r.code === 0 ? [] : [`kubectl apply exited ${r.code}: ${r.stderr.slice(0, 500)}`];
   }
   const patch = { spec: { preprocessing: { resizeMode: NEW_RESIZE_MODE } } };
   const results = await Promise.allSettled(
     Array.from({ length: MODELS }, (_, i) =>
-      api.request('PATCH', `${paths.onnxModels(namespace)}/${model(namespace, i).metadata.name}`, { body: patch, contentType: 'application/merge-patch+json', timeoutMs: 60_000 }),
+      api.request('PATCH', `${paths.onnxModels(namespace)}/${model(namespace, i).metadata.name}`, {
+        body: patch,
+        contentType: 'application/merge-patch+json',
+        timeoutMs: 60_000,
+      }),
     ),
   );
   return results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
 }
 
 const statusWritten = (m: OnnxModel, minGeneration: number) =>
-  (m.metadata.generation ?? 0) >= minGeneration && m.status?.observedGeneration === m.metadata.generation && m.status?.conditions?.length === 4;
+  (m.metadata.generation ?? 0) >= minGeneration &&
+  m.status?.observedGeneration === m.metadata.generation &&
+  m.status?.conditions?.length === 4;
 
 const templateHas = (d: V1Deployment, value: string) =>
   d.spec?.template?.spec?.containers?.[0]?.env?.some((e) => e.name === 'RESIZE_MODE' && e.value === value) ?? false;
@@ -288,7 +324,7 @@ function usageNow(cp: ControlPlane, op: OperatorProcess): Usage {
   const pid = (key: string) => Number(cp.state[key]) || undefined;
   const cpu = process.cpuUsage();
   return {
-    operatorCpuSeconds: cpuSeconds(op.child.pid!),
+    operatorCpuSeconds: cpuSeconds(op.child.pid),
     apiserverCpuSeconds: cpuSeconds(pid('APISERVER_PID')),
     etcdCpuSeconds: cpuSeconds(pid('ETCD_PID')),
     controllerManagerCpuSeconds: cpuSeconds(pid('CONTROLLER_MANAGER_PID')),
@@ -308,7 +344,13 @@ function usageDelta(a: Usage, b: Usage): Usage {
 }
 
 /** Polls every POLL_MS until the operator has been idle for QUIET_MS; returns when it last saw a reconcile. */
-async function waitQuiet(op: OperatorProcess, t0: number, deadline: number, base: number, progress: Sample[]): Promise<{ lastReconcileMs: number; quiet: boolean }> {
+async function waitQuiet(
+  op: OperatorProcess,
+  t0: number,
+  deadline: number,
+  base: number,
+  progress: Sample[],
+): Promise<{ lastReconcileMs: number; quiet: boolean }> {
   let last = -1;
   let lastChange = performance.now();
   for (;;) {
@@ -326,7 +368,10 @@ async function waitQuiet(op: OperatorProcess, t0: number, deadline: number, base
   }
 }
 
-async function runPhase(phase: 'create' | 'update', ctx: { api: KubeRest; cp: ControlPlane; op: OperatorProcess; namespace: string }): Promise<PhaseResult> {
+async function runPhase(
+  phase: 'create' | 'update',
+  ctx: { api: KubeRest; cp: ControlPlane; op: OperatorProcess; namespace: string },
+): Promise<PhaseResult> {
   const { api, cp, op, namespace } = ctx;
   const before = counters(await scrapeOperator(op));
   const usage0 = usageNow(cp, op);
@@ -335,10 +380,12 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: KubeRest; cp: Co
   log(`${phase}: ${MODELS} models (${CREATE_MODE})...`);
   const t0 = performance.now();
   let issueMs = -1;
-  const issuing = (phase === 'create' ? createAll(api, cp, namespace) : changeAll(api, cp, namespace)).then((errors) => {
-    issueMs = Math.round(since(t0));
-    return errors;
-  });
+  const issuing = (phase === 'create' ? createAll(api, cp, namespace) : changeAll(api, cp, namespace)).then(
+    (errors) => {
+      issueMs = Math.round(since(t0));
+      return errors;
+    },
+  );
 
   const progress: Sample[] = [];
   let firstDeploymentMs: number | null = null;
@@ -347,14 +394,17 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: KubeRest; cp: Co
   let allTemplatesMs: number | null = null;
   let allStatusesMs: number | null = null;
   const minGeneration = phase === 'create' ? 1 : 2;
-  let sample: Sample = { tMs: 0, reconciles: 0, deployments: 0, services: 0, statuses: 0 };
+  let sample: Sample | undefined;
   const base = before.success + before.error;
   let reconcilesAtConvergence: number | null = null;
   let lastLog = 0;
   for (;;) {
     const pollStart = performance.now();
     const [deployments, services, models, metrics] = await Promise.all([
-      list<V1Deployment>(api, paths.deployments(namespace), { labelSelector: MANAGED, metadataOnly: phase === 'create' }),
+      list<V1Deployment>(api, paths.deployments(namespace), {
+        labelSelector: MANAGED,
+        metadataOnly: phase === 'create',
+      }),
       list<unknown>(api, paths.services(namespace), { labelSelector: MANAGED, metadataOnly: true }),
       list<OnnxModel>(api, paths.onnxModels(namespace)),
       scrapeOperator(op).then(counters),
@@ -366,7 +416,9 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: KubeRest; cp: Co
       deployments: deployments.items.length,
       services: services.items.length,
       statuses: models.items.filter((m) => statusWritten(m, minGeneration)).length,
-      ...(phase === 'update' ? { templates: deployments.items.filter((d) => templateHas(d, NEW_RESIZE_MODE)).length } : {}),
+      ...(phase === 'update'
+        ? { templates: deployments.items.filter((d) => templateHas(d, NEW_RESIZE_MODE)).length }
+        : {}),
     };
     progress.push(sample);
     if (firstDeploymentMs === null && deployments.items.length > 0) firstDeploymentMs = tMs;
@@ -380,15 +432,27 @@ async function runPhase(phase: 'create' | 'update', ctx: { api: KubeRest; cp: Co
     }
     if (tMs - lastLog >= 2000) {
       lastLog = tMs;
-      log(`${phase} t=${(tMs / 1000).toFixed(1)}s reconciles=${sample.reconciles} deployments=${sample.deployments} services=${sample.services} statuses=${sample.statuses}${sample.templates === undefined ? '' : ` templates=${sample.templates}`}`);
+      log(
+        `${phase} t=${(tMs / 1000).toFixed(1)}s reconciles=${sample.reconciles} deployments=${sample.deployments} services=${sample.services} statuses=${sample.statuses}${sample.templates === undefined ? '' : ` templates=${sample.templates}`}`,
+      );
     }
-    const done = allDeploymentsMs !== null && allServicesMs !== null && allStatusesMs !== null && (phase === 'create' || allTemplatesMs !== null);
+    const done =
+      allDeploymentsMs !== null &&
+      allServicesMs !== null &&
+      allStatusesMs !== null &&
+      (phase === 'create' || allTemplatesMs !== null);
     if (done || Date.now() > deadline) break;
     await sleep(Math.max(0, POLL_MS - (performance.now() - pollStart)));
   }
   const issueErrors = await issuing;
-  const converged = allStatusesMs !== null && allDeploymentsMs !== null && allServicesMs !== null && (phase === 'create' || allTemplatesMs !== null);
-  log(`${phase}: ${converged ? 'converged' : 'NOT converged'} at ${(sample.tMs / 1000).toFixed(1)}s; waiting for the operator to go quiet...`);
+  const converged =
+    allStatusesMs !== null &&
+    allDeploymentsMs !== null &&
+    allServicesMs !== null &&
+    (phase === 'create' || allTemplatesMs !== null);
+  log(
+    `${phase}: ${converged ? 'converged' : 'NOT converged'} at ${(sample.tMs / 1000).toFixed(1)}s; waiting for the operator to go quiet...`,
+  );
   const { lastReconcileMs, quiet } = await waitQuiet(op, t0, Math.max(deadline, Date.now() + 60_000), base, progress);
   const after = counters(await scrapeOperator(op));
   const usage1 = usageNow(cp, op);
@@ -451,7 +515,12 @@ const isOperator = (e: AuditEvent) =>
   e.user?.username === 'admin' && !(e.userAgent ?? '').startsWith('kubectl') && e.userAgent !== BENCH_USER_AGENT;
 const isControllerManager = (e: AuditEvent) => e.user?.username === 'system:kube-controller-manager';
 
-function summarizeAudit(events: AuditEvent[], from: number, to: number, who: (e: AuditEvent) => boolean = isOperator): AuditSummary {
+function summarizeAudit(
+  events: AuditEvent[],
+  from: number,
+  to: number,
+  who: (e: AuditEvent) => boolean = isOperator,
+): AuditSummary {
   const s: AuditSummary = { total: 0, byVerb: {}, failures: {} };
   for (const e of events) {
     const t = Date.parse(e.requestReceivedTimestamp ?? '');
@@ -520,7 +589,10 @@ async function main(): Promise<number> {
     api = new KubeRest(cp.kubeConfig, BENCH_USER_AGENT);
     for (let i = 0; ; i++) {
       // The CRD's endpoint can lag its Established condition by a moment.
-      const ok = await list(api, paths.onnxModels(namespace)).then(() => true, () => false);
+      const ok = await list(api, paths.onnxModels(namespace)).then(
+        () => true,
+        () => false,
+      );
       if (ok) break;
       if (i > 100) throw new Error('the OnnxModel endpoint is not served');
       await sleep(100);
@@ -532,7 +604,11 @@ async function main(): Promise<number> {
     op = await startScaleOperator(cp, namespace);
     const operatorReadyMs = Math.round(since(tOp));
     await sleep(1000);
-    const idle = { rssMiB: rssMiB(op.child.pid!), peakRssMiB: peakRssMiB(op.child.pid!), cpuSeconds: round(cpuSeconds(op.child.pid!)) };
+    const idle = {
+      rssMiB: rssMiB(op.child.pid!),
+      peakRssMiB: peakRssMiB(op.child.pid!),
+      cpuSeconds: round(cpuSeconds(op.child.pid)),
+    };
     log(`operator ready in ${operatorReadyMs} ms (pid ${op.child.pid!}, RSS ${idle.rssMiB} MiB)`);
 
     const ctx = { api, cp, op, namespace };
@@ -543,7 +619,7 @@ async function main(): Promise<number> {
     const operatorEnd = {
       peakRssMiB: peakRssMiB(op.child.pid!),
       rssMiB: rssMiB(op.child.pid!),
-      cpuSeconds: round(cpuSeconds(op.child.pid!)),
+      cpuSeconds: round(cpuSeconds(op.child.pid)),
       heapUsedMiB: finalCounters.heapUsedMiB,
       reconciles: { success: finalCounters.success, error: finalCounters.error },
       retries: finalCounters.retries,
@@ -560,11 +636,17 @@ async function main(): Promise<number> {
       const phaseEnd = (p: PhaseResult) => Date.parse(p.endedAt);
       create.apiRequests = summarizeAudit(events, Date.parse(create.startedAt), phaseEnd(create));
       update.apiRequests = summarizeAudit(events, Date.parse(update.startedAt), phaseEnd(update));
-      for (const p of [create, update]) p.controllerManagerRequests = summarizeAudit(events, Date.parse(p.startedAt), phaseEnd(p), isControllerManager);
+      for (const p of [create, update])
+        p.controllerManagerRequests = summarizeAudit(events, Date.parse(p.startedAt), phaseEnd(p), isControllerManager);
       operatorUserAgents = {};
-      for (const e of events) if (isOperator(e)) operatorUserAgents[e.userAgent ?? ''] = (operatorUserAgents[e.userAgent ?? ''] ?? 0) + 1;
+      for (const e of events)
+        if (isOperator(e)) operatorUserAgents[e.userAgent ?? ''] = (operatorUserAgents[e.userAgent ?? ''] ?? 0) + 1;
       // Everything the operator sent, start-up and shutdown included (watches are logged when they end).
-      (operatorEnd as Record<string, unknown>).apiRequests = summarizeAudit(events, operatorSpawned, operatorStopped + 1000);
+      (operatorEnd as Record<string, unknown>).apiRequests = summarizeAudit(
+        events,
+        operatorSpawned,
+        operatorStopped + 1000,
+      );
     }
 
     const report = {
@@ -573,7 +655,11 @@ async function main(): Promise<number> {
       kubernetes: cp.version,
       models: MODELS,
       mode: CREATE_MODE,
-      operator: { workers: Number(process.env.WORKERS ?? 4), logLevel: process.env.LOG_LEVEL ?? 'warn', leaderElection: false },
+      operator: {
+        workers: Number(process.env.WORKERS ?? 4),
+        logLevel: process.env.LOG_LEVEL ?? 'warn',
+        leaderElection: false,
+      },
       pollMs: POLL_MS,
       quietMs: QUIET_MS,
       controlPlaneStartSeconds,
@@ -615,20 +701,34 @@ async function main(): Promise<number> {
     );
     for (const p of [create, update]) {
       if (p.apiRequests) {
-        const top = Object.entries(p.apiRequests.byVerb).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(', ');
-        const fails = Object.entries(p.apiRequests.failures).map(([k, v]) => `${v}×${k}`).join(', ');
+        const top = Object.entries(p.apiRequests.byVerb)
+          .slice(0, 6)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ');
+        const fails = Object.entries(p.apiRequests.failures)
+          .map(([k, v]) => `${v}×${k}`)
+          .join(', ');
         out.push(`Operator API requests, ${p.phase}: ${top}${fails ? `; non-2xx: ${fails}` : ''}.`);
       }
       if (p.controllerManagerRequests) {
-        const top = Object.entries(p.controllerManagerRequests.byVerb).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(', ');
+        const top = Object.entries(p.controllerManagerRequests.byVerb)
+          .slice(0, 6)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ');
         out.push(`Controller-manager API requests, ${p.phase}: ${top}.`);
       }
     }
     const warnings = Object.entries(summarizeLog(op.logs).counts);
-    out.push(warnings.length ? `Operator log at warn+: ${warnings.map(([k, v]) => `${v}× "${k}"`).join('; ')}.` : 'Operator log: no line at warn or above.');
+    out.push(
+      warnings.length
+        ? `Operator log at warn+: ${warnings.map(([k, v]) => `${v}× "${k}"`).join('; ')}.`
+        : 'Operator log: no line at warn or above.',
+    );
     out.push(`Control plane start ${controlPlaneStartSeconds} s; bench ${report.benchSeconds} s in all.`);
     process.stdout.write(`${out.join('\n')}\n`);
-    return create.converged && update.converged && create.issueErrors.length === 0 && update.issueErrors.length === 0 ? 0 : 1;
+    return create.converged && update.converged && create.issueErrors.length === 0 && update.issueErrors.length === 0
+      ? 0
+      : 1;
   } finally {
     api?.close();
     if (op?.running) await stopOperator(op).catch(() => undefined);

@@ -22,7 +22,11 @@ export const SEED_IMAGE_PATH = fileURLToPath(new URL('../../bench/fixtures/seed-
  */
 export async function seedImage(): Promise<Buffer> {
   if (!existsSync(SEED_IMAGE_PATH)) {
-    const jpeg = await sharp(DEFAULT_SAMPLE_IMAGE).rotate().resize(224, 224, { fit: 'cover' }).jpeg({ quality: 90 }).toBuffer();
+    const jpeg = await sharp(DEFAULT_SAMPLE_IMAGE)
+      .rotate()
+      .resize(224, 224, { fit: 'cover' })
+      .jpeg({ quality: 90 })
+      .toBuffer();
     await mkdir(dirname(SEED_IMAGE_PATH), { recursive: true });
     await writeFile(SEED_IMAGE_PATH, jpeg);
   }
@@ -59,18 +63,43 @@ export interface RawPoint {
  * runs one batch per session at a time, so steps beyond the sessions only
  * overlap their decoding with the others' inference.
  */
-export async function rawPipeline(modelPath: string, image: Buffer, threads: number, points: RawPoint[], seconds: number, sessions = 1): Promise<RawResult[]> {
-  const { classifier, sessions: loaded } = await Classifier.load(modelPath, { preprocessing: { ...DEFAULT_PREPROCESSING }, threads, sessions, logger: pino({ level: 'silent' }) });
+export async function rawPipeline(
+  modelPath: string,
+  image: Buffer,
+  threads: number,
+  points: RawPoint[],
+  seconds: number,
+  sessions = 1,
+): Promise<RawResult[]> {
+  const { classifier, sessions: loaded } = await Classifier.load(modelPath, {
+    preprocessing: { ...DEFAULT_PREPROCESSING },
+    threads,
+    sessions,
+    logger: pino({ level: 'silent' }),
+  });
   // The server's scheduler, fed whole batches: each runs as one session call on whichever session is free.
   const scheduler = new Scheduler(loaded, classifier.signature, { maxBatchSize: 1, maxQueueDelayMs: 0 });
   const perImage = imageElements(classifier.signature);
   const { width, height } = classifier.signature;
-  const decodeOne = () => decodeImage(image, { width, height, resize: false, resizeMode: classifier.options.resizeMode, padColor: classifier.options.padColor, maxPixels: 40e6 });
+  const decodeOne = () =>
+    decodeImage(image, {
+      width,
+      height,
+      resize: false,
+      resizeMode: classifier.options.resizeMode,
+      padColor: classifier.options.padColor,
+      maxPixels: 40e6,
+    });
   const step = async (batchSize: number) => {
     // As the server does: each image is prepared as soon as it is decoded, the batch is a copy of them.
-    const prepared = await Promise.all(Array.from({ length: batchSize }, async () => classifier.prepare((await decodeOne()).pixels)));
-    const batch = classifier.signature.dtype === 'uint8' ? new Uint8Array(batchSize * perImage) : new Float32Array(batchSize * perImage);
-    prepared.forEach((p, i) => (batch as Float32Array).set(p as Float32Array, i * perImage));
+    const prepared = await Promise.all(
+      Array.from({ length: batchSize }, async () => classifier.prepare((await decodeOne()).pixels)),
+    );
+    const batch =
+      classifier.signature.dtype === 'uint8'
+        ? new Uint8Array(batchSize * perImage)
+        : new Float32Array(batchSize * perImage);
+    prepared.forEach((p, i) => (batch as Float32Array).set(p, i * perImage));
     const { dims } = await scheduler.submitBatch(batch, batchSize);
     if (dims[0] !== batchSize) throw new Error(`expected ${batchSize} rows, got ${dims[0]}`);
   };
@@ -85,17 +114,28 @@ export async function rawPipeline(modelPath: string, image: Buffer, threads: num
       let batches = 0;
       const started = performance.now();
       const end = started + seconds * 1000;
-      await Promise.all(Array.from({ length: inFlight }, async () => {
-        while (performance.now() < end) {
-          const t = performance.now();
-          await step(batchSize);
-          latency += performance.now() - t;
-          images += batchSize;
-          batches++;
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: inFlight }, async () => {
+          while (performance.now() < end) {
+            const t = performance.now();
+            await step(batchSize);
+            latency += performance.now() - t;
+            images += batchSize;
+            batches++;
+          }
+        }),
+      );
       const elapsed = (performance.now() - started) / 1000;
-      results.push({ sessions, threads, batchSize, inFlight, seconds: elapsed, images, imagesPerSecond: images / elapsed, meanBatchLatencyMs: latency / batches });
+      results.push({
+        sessions,
+        threads,
+        batchSize,
+        inFlight,
+        seconds: elapsed,
+        images,
+        imagesPerSecond: images / elapsed,
+        meanBatchLatencyMs: latency / batches,
+      });
     }
     return results;
   } finally {

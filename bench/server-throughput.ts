@@ -31,7 +31,18 @@ import { DEFAULT_MODEL_PATH } from '../inference-server/src/config/server-config
 import { effectiveCpus } from '../inference-server/src/runtime/cpu-limit.js';
 import { scrape } from '../scripts/testkit/prometheus.js';
 import { writeChart } from './chart.js';
-import { closedLoop, multipart, ROOT, runLocust, sleep, startServer, type LoadPoint, type LocustResult, type Payload, type Server } from './harness.js';
+import {
+  closedLoop,
+  multipart,
+  ROOT,
+  runLocust,
+  sleep,
+  startServer,
+  type LoadPoint,
+  type LocustResult,
+  type Payload,
+  type Server,
+} from './harness.js';
 import { describeMachine, peakRssMiB, type Machine } from './machine.js';
 import { rawPipeline, seedImage, type RawPoint, type RawResult } from './pipeline.js';
 
@@ -104,7 +115,13 @@ function percentile(sorted: number[], p: number): number {
 function stats(latencies: number[]): StatusStats {
   const s = [...latencies].sort((a, b) => a - b);
   const r = (x: number) => Math.round(x * 10) / 10;
-  return { count: s.length, p50Ms: r(percentile(s, 50)), p90Ms: r(percentile(s, 90)), p99Ms: r(percentile(s, 99)), maxMs: r(s[s.length - 1] ?? NaN) };
+  return {
+    count: s.length,
+    p50Ms: r(percentile(s, 50)),
+    p90Ms: r(percentile(s, 90)),
+    p99Ms: r(percentile(s, 99)),
+    maxMs: r(s[s.length - 1] ?? NaN),
+  };
 }
 
 /**
@@ -114,7 +131,13 @@ function stats(latencies: number[]): StatusStats {
  * and refused requests can be told apart. autocannon cannot: it keeps only 2xx
  * latencies, and its rate limit releases each second's quota in one burst.
  */
-async function openLoop(url: string, rate: number, seconds: number, maxSockets: number, payload: Payload): Promise<OpenLoopResult> {
+async function openLoop(
+  url: string,
+  rate: number,
+  seconds: number,
+  maxSockets: number,
+  payload: Payload,
+): Promise<OpenLoopResult> {
   const target = new URL('/predict/image', url);
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const latencies = new Map<number, number[]>();
@@ -124,41 +147,45 @@ async function openLoop(url: string, rate: number, seconds: number, maxSockets: 
   const total = Math.max(1, Math.round(rate * seconds));
   const started = performance.now();
   const windowEnd = started + seconds * 1000;
-  const send = () => new Promise<void>((resolve) => {
-    const t = performance.now();
-    const req = http.request({
-      host: target.hostname,
-      port: target.port,
-      path: target.pathname,
-      method: 'POST',
-      agent,
-      headers: { 'content-type': payload.contentType, 'content-length': payload.body.length },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const now = performance.now();
-        const status = res.statusCode ?? 0;
-        if (!latencies.has(status)) latencies.set(status, []);
-        latencies.get(status)!.push(now - t);
-        if (status >= 200 && status < 300) {
-          if (now <= windowEnd) acceptedInWindow++;
-          if (!Buffer.concat(chunks).toString('utf8').includes('"Label"')) badBodies++;
-        }
-        resolve();
-      });
-      res.on('error', () => {
+  const send = () =>
+    new Promise<void>((resolve) => {
+      const t = performance.now();
+      const req = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': payload.contentType, 'content-length': payload.body.length },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const now = performance.now();
+            const status = res.statusCode ?? 0;
+            if (!latencies.has(status)) latencies.set(status, []);
+            latencies.get(status)!.push(now - t);
+            if (status >= 200 && status < 300) {
+              if (now <= windowEnd) acceptedInWindow++;
+              if (!Buffer.concat(chunks).toString('utf8').includes('"Label"')) badBodies++;
+            }
+            resolve();
+          });
+          res.on('error', () => {
+            errors++;
+            resolve();
+          });
+        },
+      );
+      req.setTimeout(60_000, () => req.destroy(new Error('timeout')));
+      req.on('error', () => {
         errors++;
         resolve();
       });
+      req.end(payload.body);
     });
-    req.setTimeout(60_000, () => req.destroy(new Error('timeout')));
-    req.on('error', () => {
-      errors++;
-      resolve();
-    });
-    req.end(payload.body);
-  });
   const requests: Promise<void>[] = [];
   await new Promise<void>((done) => {
     const tick = () => {
@@ -173,7 +200,15 @@ async function openLoop(url: string, rate: number, seconds: number, maxSockets: 
   agent.destroy();
   const byStatus: Record<string, StatusStats> = {};
   for (const [status, l] of [...latencies].sort((a, b) => a[0] - b[0])) byStatus[String(status)] = stats(l);
-  return { offeredPerSecond: rate, seconds, sent: requests.length, acceptedPerSecond: acceptedInWindow / seconds, byStatus, errors, badBodies };
+  return {
+    offeredPerSecond: rate,
+    seconds,
+    sent: requests.length,
+    acceptedPerSecond: acceptedInWindow / seconds,
+    byStatus,
+    errors,
+    badBodies,
+  };
 }
 
 // ---------------------------------------------------------------- Locust
@@ -243,7 +278,10 @@ interface ModelReport {
   locust?: LocustResult | { skipped: string };
 }
 
-const RAW_POINTS: RawPoint[] = [1, 2, 4, 8].flatMap((batchSize) => [{ batchSize, inFlight: 1 }, { batchSize, inFlight: 2 }]);
+const RAW_POINTS: RawPoint[] = [1, 2, 4, 8].flatMap((batchSize) => [
+  { batchSize, inFlight: 1 },
+  { batchSize, inFlight: 2 },
+]);
 
 /** The sweeps: batching off and on with one session, and on with one session per CPU. */
 const SWEEPS: { batching: 'off' | 'on'; sessions: number }[] = [
@@ -265,7 +303,12 @@ const OPEN_LOOP_CONFIGS: { label: string; env: Record<string, string> }[] = [
  * to a quarter of its CPU at 64 connections). Every measurement starts once the
  * server has nothing in flight.
  */
-async function sweeps(path: string, configs: { batching: 'off' | 'on'; sessions: number }[], payload: Payload, label: string): Promise<Sweep[]> {
+async function sweeps(
+  path: string,
+  configs: { batching: 'off' | 'on'; sessions: number }[],
+  payload: Payload,
+  label: string,
+): Promise<Sweep[]> {
   const out: Sweep[] = [];
   for (const { batching, sessions } of configs) {
     const env = { MAX_BATCH_SIZE: String(batching === 'on' ? BATCH_ON : 1), SESSIONS: String(sessions) };
@@ -303,19 +346,28 @@ async function openLoopConfig(
     const admissionLimit = await metric(server, 'admission_limit');
     const budgetSeconds = await metric(server, 'queue_budget_seconds');
     await waitIdle(server);
-    process.stderr.write(`${label}, ${config.label}: open loop at 80 % of saturation (${(0.8 * saturation).toFixed(1)} req/s)...\n`);
+    process.stderr.write(
+      `${label}, ${config.label}: open loop at 80 % of saturation (${(0.8 * saturation).toFixed(1)} req/s)...\n`,
+    );
     const at80 = await openLoop(server.url, 0.8 * saturation, SECONDS, OPEN_LOOP_SOCKETS, payload);
     await waitIdle(server);
-    process.stderr.write(`${label}, ${config.label}: overload at ${OVERLOAD_FACTOR}× (${(OVERLOAD_FACTOR * saturation).toFixed(1)} req/s)...\n`);
+    process.stderr.write(
+      `${label}, ${config.label}: overload at ${OVERLOAD_FACTOR}× (${(OVERLOAD_FACTOR * saturation).toFixed(1)} req/s)...\n`,
+    );
     const overload = await openLoop(server.url, OVERLOAD_FACTOR * saturation, SECONDS, OPEN_LOOP_SOCKETS, payload);
     let storm: Storm | undefined;
     if (config.label === SLO_LABEL) {
       await waitIdle(server);
-      process.stderr.write(`${label}, ${config.label}: retry storm, ${STORM_CONNECTIONS} connections ignoring Retry-After...\n`);
+      process.stderr.write(
+        `${label}, ${config.label}: retry storm, ${STORM_CONNECTIONS} connections ignoring Retry-After...\n`,
+      );
       const point = await closedLoop(server, STORM_CONNECTIONS, payload, SECONDS);
       const cpuMs = point.serverCpuPercent === null ? null : point.serverCpuPercent * 10 * point.seconds;
       const refusals = point.non2xx;
-      const cpuPerRefusalMs = cpuMs === null || cpuPerAnswerMs === null || refusals === 0 ? null : Math.max(0, cpuMs - point.ok * cpuPerAnswerMs) / refusals;
+      const cpuPerRefusalMs =
+        cpuMs === null || cpuPerAnswerMs === null || refusals === 0
+          ? null
+          : Math.max(0, cpuMs - point.ok * cpuPerAnswerMs) / refusals;
       storm = { point, refusedPerSecond: refusals / point.seconds, cpuPerAnswerMs, cpuPerRefusalMs };
     }
     let locust: LocustResult | { skipped: string } | undefined;
@@ -324,35 +376,79 @@ async function openLoopConfig(
       process.stderr.write(`${label}: locust, ${LOCUST_USERS} users for ${LOCUST_SECONDS}s...\n`);
       locust = await seedLocust(server.url);
     }
-    const run: OpenLoopConfig = { label: config.label, env: config.env, singleRequestMs: single.p50Ms, admissionLimit, queueBudgetMs: budgetSeconds > 0 ? budgetSeconds * 1000 : null, at80, overload, ...(storm ? { storm } : {}) };
+    const run: OpenLoopConfig = {
+      label: config.label,
+      env: config.env,
+      singleRequestMs: single.p50Ms,
+      admissionLimit,
+      queueBudgetMs: budgetSeconds > 0 ? budgetSeconds * 1000 : null,
+      at80,
+      overload,
+      ...(storm ? { storm } : {}),
+    };
     return { run, ...(locust ? { locust } : {}) };
   } finally {
     await server.stop();
   }
 }
 
-async function benchModel(model: string, short: string, path: string, image: Buffer, withLocust: boolean): Promise<ModelReport> {
+async function benchModel(
+  model: string,
+  short: string,
+  path: string,
+  image: Buffer,
+  withLocust: boolean,
+): Promise<ModelReport> {
   const cpus = effectiveCpus();
   process.stderr.write(`${model}: raw pipeline (${RAW_SECONDS}s per point)...\n`);
   const raw = [
     ...(await rawPipeline(path, image, cpus, RAW_POINTS, RAW_SECONDS)),
     // One session per CPU, each on one thread: two steps per session keep decoding overlapped.
-    ...(cpus > 1 ? await rawPipeline(path, image, 1, [1, 2, 4, 8].map((batchSize) => ({ batchSize, inFlight: 2 * cpus })), RAW_SECONDS, cpus) : []),
+    ...(cpus > 1
+      ? await rawPipeline(
+          path,
+          image,
+          1,
+          [1, 2, 4, 8].map((batchSize) => ({ batchSize, inFlight: 2 * cpus })),
+          RAW_SECONDS,
+          cpus,
+        )
+      : []),
   ];
   const best = raw.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
-  const limit: Limit = { imagesPerSecond: best.imagesPerSecond, batchSize: best.batchSize, inFlight: best.inFlight, sessions: best.sessions, threads: best.threads };
+  const limit: Limit = {
+    imagesPerSecond: best.imagesPerSecond,
+    batchSize: best.batchSize,
+    inFlight: best.inFlight,
+    sessions: best.sessions,
+    threads: best.threads,
+  };
   const payload = multipart(image);
-  const sweepResults = await sweeps(path, SWEEPS.filter((s) => s.sessions <= cpus), payload, model);
+  const sweepResults = await sweeps(
+    path,
+    SWEEPS.filter((s) => s.sessions <= cpus),
+    payload,
+    model,
+  );
   const shipped = sweepResults.find((s) => s.batching === 'on' && s.sessions === 1)!;
   const saturationPerSecond = Math.max(...shipped.points.map((p) => p.requestsPerSecond));
   const bestServed = Math.max(...sweepResults.flatMap((s) => s.points.map((p) => p.requestsPerSecond)));
   // What an answered request costs the server when nothing is refused: the base of the storm's per-refusal cost.
   const at16 = shipped.points.find((p) => p.connections === 16);
-  const cpuPerAnswerMs = at16?.serverCpuPercent == null || at16.ok === 0 ? null : (at16.serverCpuPercent * 10 * at16.seconds) / at16.ok;
+  const cpuPerAnswerMs =
+    at16?.serverCpuPercent == null || at16.ok === 0 ? null : (at16.serverCpuPercent * 10 * at16.seconds) / at16.ok;
   const openLoopRuns: OpenLoopConfig[] = [];
   let locust: ModelReport['locust'];
   for (const [i, config] of OPEN_LOOP_CONFIGS.entries()) {
-    const r = await openLoopConfig(path, config, saturationPerSecond, payload, model, withLocust && i === 0, cpuPerAnswerMs);
+    const r = await openLoopConfig(
+      path,
+      config,
+      saturationPerSecond,
+      payload,
+      model,
+      withLocust && i === 0,
+      cpuPerAnswerMs,
+    );
     openLoopRuns.push(r.run);
     locust ??= r.locust;
   }
@@ -381,7 +477,8 @@ interface Target {
 
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
 const pct = (n: number) => `${(100 * n).toFixed(0)} %`;
-const accepted = (r: OpenLoopResult) => r.byStatus['200'] ?? { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, maxMs: NaN };
+const accepted = (r: OpenLoopResult) =>
+  r.byStatus['200'] ?? { count: 0, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, maxMs: NaN };
 const refused = (r: OpenLoopResult) => r.byStatus['503'];
 const sweepName = (s: Sweep) => `batching ${s.batching}${s.sessions > 1 ? `, SESSIONS=${s.sessions}` : ''}`;
 
@@ -390,15 +487,33 @@ function targets(models: ModelReport[]): Target[] {
   for (const m of models) {
     const name = m.short;
     const best = Math.max(...m.sweeps.flatMap((s) => s.points.map((p) => p.requestsPerSecond)));
-    out.push({ target: 'saturation ≥ 95 % of the raw pipeline', model: name, measured: `${f1(best)} / ${f1(m.limit.imagesPerSecond)} = ${pct(m.saturationRatio)}`, met: m.saturationRatio >= 0.95 });
-    const at16 = (b: 'off' | 'on') => m.sweeps.find((s) => s.batching === b && s.sessions === 1)!.points.find((p) => p.connections === 16)!.requestsPerSecond;
+    out.push({
+      target: 'saturation ≥ 95 % of the raw pipeline',
+      model: name,
+      measured: `${f1(best)} / ${f1(m.limit.imagesPerSecond)} = ${pct(m.saturationRatio)}`,
+      met: m.saturationRatio >= 0.95,
+    });
+    const at16 = (b: 'off' | 'on') =>
+      m.sweeps.find((s) => s.batching === b && s.sessions === 1)!.points.find((p) => p.connections === 16)!
+        .requestsPerSecond;
     const gain = at16('on') / at16('off');
-    out.push({ target: 'batching at 16 connections ≥ +10 %', model: name, measured: `${f1(at16('on'))} vs ${f1(at16('off'))} req/s = ${gain >= 1 ? '+' : ''}${((gain - 1) * 100).toFixed(0)} %`, met: gain >= 1.1 });
+    out.push({
+      target: 'batching at 16 connections ≥ +10 %',
+      model: name,
+      measured: `${f1(at16('on'))} vs ${f1(at16('off'))} req/s = ${gain >= 1 ? '+' : ''}${((gain - 1) * 100).toFixed(0)} %`,
+      met: gain >= 1.1,
+    });
     const failed = (p: LoadPoint) => p.non2xx + p.errors;
     const shippedPoints = m.sweeps.flatMap((s) => s.points);
     const sweepFailures = shippedPoints.reduce((n, p) => n + failed(p), 0);
-    out.push({ target: 'as shipped: 0 failed requests at 1–64 connections, every sweep', model: name, measured: `${sweepFailures} failed of ${shippedPoints.reduce((n, p) => n + p.ok + failed(p), 0)}`, met: sweepFailures === 0 });
-    const oneBatchMs = m.raw.find((r) => r.sessions === 1 && r.batchSize === BATCH_ON && r.inFlight === 1)?.meanBatchLatencyMs ?? NaN;
+    out.push({
+      target: 'as shipped: 0 failed requests at 1–64 connections, every sweep',
+      model: name,
+      measured: `${sweepFailures} failed of ${shippedPoints.reduce((n, p) => n + p.ok + failed(p), 0)}`,
+      met: sweepFailures === 0,
+    });
+    const oneBatchMs =
+      m.raw.find((r) => r.sessions === 1 && r.batchSize === BATCH_ON && r.inFlight === 1)?.meanBatchLatencyMs ?? NaN;
     for (const run of m.openLoop) {
       const p80 = accepted(run.at80);
       const notOk = (r: OpenLoopResult) => r.sent - accepted(r).count;
@@ -410,28 +525,54 @@ function targets(models: ModelReport[]): Target[] {
           met: notOk(run.at80) === 0 && notOk(run.overload) === 0,
         });
         const bound = 3 * run.singleRequestMs;
-        out.push({ target: `${run.label}: p99 at 80 % of saturation ≤ 3× single request`, model: name, measured: `${f1(p80.p99Ms)} ms vs 3 × ${run.singleRequestMs} = ${bound} ms`, met: p80.p99Ms <= bound && run.at80.errors === 0 });
+        out.push({
+          target: `${run.label}: p99 at 80 % of saturation ≤ 3× single request`,
+          model: name,
+          measured: `${f1(p80.p99Ms)} ms vs 3 × ${run.singleRequestMs} = ${bound} ms`,
+          met: p80.p99Ms <= bound && run.at80.errors === 0,
+        });
         continue;
       }
       const a = accepted(run.overload);
       const r = refused(run.overload);
       const bound = run.queueBudgetMs + oneBatchMs;
-      out.push({ target: `${run.label}: 4× overload, answered ≥ 0.9 × saturation`, model: name, measured: `${f1(run.overload.acceptedPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ${pct(run.overload.acceptedPerSecond / m.saturationPerSecond)}`, met: run.overload.acceptedPerSecond >= 0.9 * m.saturationPerSecond });
-      out.push({ target: `${run.label}: 4× overload, accepted p99 ≤ budget + one batch`, model: name, measured: `${f1(a.p99Ms)} ms vs ${f1(run.queueBudgetMs)} + ${f1(oneBatchMs)} = ${f1(bound)} ms`, met: a.p99Ms <= bound });
+      out.push({
+        target: `${run.label}: 4× overload, answered ≥ 0.9 × saturation`,
+        model: name,
+        measured: `${f1(run.overload.acceptedPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ${pct(run.overload.acceptedPerSecond / m.saturationPerSecond)}`,
+        met: run.overload.acceptedPerSecond >= 0.9 * m.saturationPerSecond,
+      });
+      out.push({
+        target: `${run.label}: 4× overload, accepted p99 ≤ budget + one batch`,
+        model: name,
+        measured: `${f1(a.p99Ms)} ms vs ${f1(run.queueBudgetMs)} + ${f1(oneBatchMs)} = ${f1(bound)} ms`,
+        met: a.p99Ms <= bound,
+      });
       out.push({
         target: `${run.label}: 4× overload, refusals p99 < 20 ms`,
         model: name,
-        measured: r ? `${f1(r.p99Ms)} ms (${r.count} × 503${run.overload.errors ? `, ${run.overload.errors} errors` : ''})` : 'none refused',
+        measured: r
+          ? `${f1(r.p99Ms)} ms (${r.count} × 503${run.overload.errors ? `, ${run.overload.errors} errors` : ''})`
+          : 'none refused',
         met: r ? r.p99Ms < 20 && run.overload.errors === 0 : run.overload.errors === 0,
       });
       if (run.storm) {
         const st = run.storm;
-        out.push({ target: `${run.label}: retry storm (${STORM_CONNECTIONS} connections ignoring Retry-After), answered ≥ 0.9 × saturation`, model: name, measured: `${f1(st.point.requestsPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ${pct(st.point.requestsPerSecond / m.saturationPerSecond)}, ${f1(st.refusedPerSecond)} refusals/s`, met: st.point.requestsPerSecond >= 0.9 * m.saturationPerSecond });
+        out.push({
+          target: `${run.label}: retry storm (${STORM_CONNECTIONS} connections ignoring Retry-After), answered ≥ 0.9 × saturation`,
+          model: name,
+          measured: `${f1(st.point.requestsPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ${pct(st.point.requestsPerSecond / m.saturationPerSecond)}, ${f1(st.refusedPerSecond)} refusals/s`,
+          met: st.point.requestsPerSecond >= 0.9 * m.saturationPerSecond,
+        });
         out.push({
           target: `${run.label}: CPU per refusal ≤ 5 % of an answered request's`,
           model: name,
-          measured: st.cpuPerRefusalMs === null || st.cpuPerAnswerMs === null ? 'not measured' : `${st.cpuPerRefusalMs.toFixed(3)} ms vs ${st.cpuPerAnswerMs.toFixed(1)} ms = ${(100 * st.cpuPerRefusalMs / st.cpuPerAnswerMs).toFixed(1)} %`,
-          met: st.cpuPerRefusalMs !== null && st.cpuPerAnswerMs !== null && st.cpuPerRefusalMs <= 0.05 * st.cpuPerAnswerMs,
+          measured:
+            st.cpuPerRefusalMs === null || st.cpuPerAnswerMs === null
+              ? 'not measured'
+              : `${st.cpuPerRefusalMs.toFixed(3)} ms vs ${st.cpuPerAnswerMs.toFixed(1)} ms = ${((100 * st.cpuPerRefusalMs) / st.cpuPerAnswerMs).toFixed(1)} %`,
+          met:
+            st.cpuPerRefusalMs !== null && st.cpuPerAnswerMs !== null && st.cpuPerRefusalMs <= 0.05 * st.cpuPerAnswerMs,
         });
       }
     }
@@ -440,21 +581,46 @@ function targets(models: ModelReport[]): Target[] {
 }
 
 function markdown(machine: Machine, models: ModelReport[], goals: Target[]): string {
-  const out = [`Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`, ''];
+  const out = [
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`,
+    '',
+  ];
   for (const m of models) {
     out.push(`**${m.model}**`, '');
-    out.push('| raw pipeline: sessions × threads | batch | batches in flight | images/s | ms per batch |', '|---|---|---|---|---|');
-    for (const r of m.raw) out.push(`| ${r.sessions} × ${r.threads} | ${r.batchSize} | ${r.inFlight} | ${f1(r.imagesPerSecond)}${r.imagesPerSecond === m.limit.imagesPerSecond ? ' (limit)' : ''} | ${f1(r.meanBatchLatencyMs)} |`);
-    out.push('', '| server | connections | req/s | p50 ms | p90 ms | p99 ms | error rate | of limit | CPU server / autocannon |', '|---|---|---|---|---|---|---|---|---|');
+    out.push(
+      '| raw pipeline: sessions × threads | batch | batches in flight | images/s | ms per batch |',
+      '|---|---|---|---|---|',
+    );
+    for (const r of m.raw)
+      out.push(
+        `| ${r.sessions} × ${r.threads} | ${r.batchSize} | ${r.inFlight} | ${f1(r.imagesPerSecond)}${r.imagesPerSecond === m.limit.imagesPerSecond ? ' (limit)' : ''} | ${f1(r.meanBatchLatencyMs)} |`,
+      );
+    out.push(
+      '',
+      '| server | connections | req/s | p50 ms | p90 ms | p99 ms | error rate | of limit | CPU server / autocannon |',
+      '|---|---|---|---|---|---|---|---|---|',
+    );
     for (const s of m.sweeps) {
-      for (const p of s.points) out.push(`| ${sweepName(s)} | ${p.connections} | ${f1(p.requestsPerSecond)} | ${p.p50Ms} | ${p.p90Ms} | ${p.p99Ms} | ${(100 * p.errorRate).toFixed(1)} % | ${pct(p.requestsPerSecond / m.limit.imagesPerSecond)} | ${p.serverCpuPercent ?? '?'} % / ${p.clientCpuPercent} % |`);
+      for (const p of s.points)
+        out.push(
+          `| ${sweepName(s)} | ${p.connections} | ${f1(p.requestsPerSecond)} | ${p.p50Ms} | ${p.p90Ms} | ${p.p99Ms} | ${(100 * p.errorRate).toFixed(1)} % | ${pct(p.requestsPerSecond / m.limit.imagesPerSecond)} | ${p.serverCpuPercent ?? '?'} % / ${p.clientCpuPercent} % |`,
+        );
     }
-    out.push('', `Server peak RSS: ${m.sweeps.map((s) => `${s.serverPeakRssMiB ?? '?'} MiB ${sweepName(s)}`).join(', ')}.`, '');
-    out.push('| open loop (batching on) | single ms | budget ms | admission limit (images) | load | offered req/s | accepted req/s | accepted p50 / p99 ms | 503s | 503 p99 ms | errors |', '|---|---|---|---|---|---|---|---|---|---|---|');
+    out.push(
+      '',
+      `Server peak RSS: ${m.sweeps.map((s) => `${s.serverPeakRssMiB ?? '?'} MiB ${sweepName(s)}`).join(', ')}.`,
+      '',
+    );
+    out.push(
+      '| open loop (batching on) | single ms | budget ms | admission limit (images) | load | offered req/s | accepted req/s | accepted p50 / p99 ms | 503s | 503 p99 ms | errors |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
+    );
     const row = (c: OpenLoopConfig, what: string, r: OpenLoopResult) => {
       const a = accepted(r);
       const x = refused(r);
-      const other = Object.entries(r.byStatus).filter(([s]) => s !== '200' && s !== '503').reduce((n, [, v]) => n + v.count, 0);
+      const other = Object.entries(r.byStatus)
+        .filter(([s]) => s !== '200' && s !== '503')
+        .reduce((n, [, v]) => n + v.count, 0);
       return `| ${c.label} | ${c.singleRequestMs} | ${c.queueBudgetMs === null ? '–' : f1(c.queueBudgetMs)} | ${Number.isFinite(c.admissionLimit) ? c.admissionLimit : 'none'} | ${what} | ${f1(r.offeredPerSecond)} | ${f1(r.acceptedPerSecond)} | ${f1(a.p50Ms)} / ${f1(a.p99Ms)} | ${x?.count ?? 0} | ${x ? f1(x.p99Ms) : '–'} | ${r.errors + other} |`;
     };
     for (const c of m.openLoop) out.push(row(c, '80 %', c.at80), row(c, `${OVERLOAD_FACTOR}×`, c.overload));
@@ -469,9 +635,12 @@ function markdown(machine: Machine, models: ModelReport[], goals: Target[]): str
       );
     }
     if (m.locust) {
-      out.push('skipped' in m.locust
-        ? `Locust: skipped (${m.locust.skipped}).`
-        : `Locust (${m.locust.users} users, ${m.locust.seconds} s, \`${m.locust.command}\`): ${m.locust.requests} requests, ${m.locust.failures} failures, ${f1(m.locust.requestsPerSecond)} req/s, p50 ${m.locust.p50Ms} ms, p99 ${m.locust.p99Ms} ms.`, '');
+      out.push(
+        'skipped' in m.locust
+          ? `Locust: skipped (${m.locust.skipped}).`
+          : `Locust (${m.locust.users} users, ${m.locust.seconds} s, \`${m.locust.command}\`): ${m.locust.requests} requests, ${m.locust.failures} failures, ${f1(m.locust.requestsPerSecond)} req/s, p50 ${m.locust.p50Ms} ms, p99 ${m.locust.p99Ms} ms.`,
+        '',
+      );
     }
   }
   out.push('| target | model | measured | met |', '|---|---|---|---|');
@@ -487,12 +656,19 @@ async function main(): Promise<void> {
   const started = Date.now();
   const models = [
     await benchModel('resnet50-shaped (25.5 M parameters, generated)', 'ResNet-50-shaped', resnet50, image, false),
-    await benchModel(`the built-in default (${basename(dirname(DEFAULT_MODEL_PATH))})`, basename(dirname(DEFAULT_MODEL_PATH)), DEFAULT_MODEL_PATH, image, true),
+    await benchModel(
+      `the built-in default (${basename(dirname(DEFAULT_MODEL_PATH))})`,
+      basename(dirname(DEFAULT_MODEL_PATH)),
+      DEFAULT_MODEL_PATH,
+      image,
+      true,
+    ),
   ];
   const goals = targets(models);
   const report = {
     date: new Date().toISOString(),
-    request: 'bench/fixtures/seed-224.jpg (224×224 JPEG) as multipart image_file, with_resize=False, with_post_process=True',
+    request:
+      'bench/fixtures/seed-224.jpg (224×224 JPEG) as multipart image_file, with_resize=False, with_post_process=True',
     machine,
     secondsPerPoint: SECONDS,
     rawSecondsPerPoint: RAW_SECONDS,

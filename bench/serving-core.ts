@@ -113,7 +113,9 @@ interface ServerSpec {
 
 /** The body of a KServe v1 request: the image base64 in JSON. */
 function kserveV1(image: Buffer, postProcess: boolean): Payload {
-  const body = JSON.stringify({ instances: [{ image: { b64: image.toString('base64') }, with_resize: false, with_post_process: postProcess }] });
+  const body = JSON.stringify({
+    instances: [{ image: { b64: image.toString('base64') }, with_resize: false, with_post_process: postProcess }],
+  });
   return { body: Buffer.from(body), contentType: 'application/json' };
 }
 
@@ -122,33 +124,50 @@ function kserveV1(image: Buffer, postProcess: boolean): Payload {
  * log file, and resolves once `probe` answers 200 (a prediction: uvicorn and
  * LitServe accept connections before their workers have loaded the model).
  */
-async function startPeer(id: string, argv: string[], env: Record<string, string>, url: string, probe: { path: string; payload: Payload }): Promise<Running> {
+async function startPeer(
+  id: string,
+  argv: string[],
+  env: Record<string, string>,
+  url: string,
+  probe: { path: string; payload: Payload },
+): Promise<Running> {
   const log = join(tmpdir(), `serving-core-${id}-${process.pid}.log`);
   const fd = openSync(log, 'w');
   let child: ChildProcess;
   try {
     // No __pycache__ in the work tree (uvicorn imports bench/peers/seed_fastapi.py as a module).
-    child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env: { ...neutralEnv(), PYTHONDONTWRITEBYTECODE: '1', ...env }, stdio: ['ignore', fd, fd] });
+    child = spawn(argv[0]!, argv.slice(1), {
+      cwd: ROOT,
+      env: { ...neutralEnv(), PYTHONDONTWRITEBYTECODE: '1', ...env },
+      stdio: ['ignore', fd, fd],
+    });
   } finally {
     closeSync(fd);
   }
   let exited: string | undefined;
-  const exit = new Promise<void>((resolve) => child.on('exit', (code, signal) => {
-    exited = `exited with ${code ?? signal}`;
-    resolve();
-  }));
+  const exit = new Promise<void>((resolve) =>
+    child.on('exit', (code, signal) => {
+      exited = `exited with ${code ?? signal}`;
+      resolve();
+    }),
+  );
   child.on('error', (err) => {
     exited = err.message;
   });
   const running: Running = { url, pid: child.pid!, stop: () => stopTree(child, exit), log };
   const deadline = performance.now() + START_TIMEOUT_MS;
   for (;;) {
-    const status = await post(url + probe.path, probe.payload).then((r) => r.status, () => 0);
+    const status = await post(url + probe.path, probe.payload).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) return running;
     if (exited !== undefined || performance.now() > deadline) {
       await running.stop();
       const tail = readFileSync(log, 'utf8').trim().split('\n').slice(-15).join('\n');
-      throw new Error(`${id} ${exited ?? `did not answer a prediction within ${START_TIMEOUT_MS / 1000} s`} (last lines of ${log}):\n${tail}`);
+      throw new Error(
+        `${id} ${exited ?? `did not answer a prediction within ${START_TIMEOUT_MS / 1000} s`} (last lines of ${log}):\n${tail}`,
+      );
     }
     await sleep(500);
   }
@@ -159,14 +178,15 @@ async function stopTree(child: ChildProcess, exit: Promise<void>): Promise<void>
   const pid = child.pid!;
   const tree = processTree(pid);
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  const alive = () => tree.filter((p) => {
-    try {
-      // A zombie's stat says Z; it holds no resources.
-      return !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  });
+  const alive = () =>
+    tree.filter((p) => {
+      try {
+        // A zombie's stat says Z; it holds no resources.
+        return !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    });
   const deadline = performance.now() + 30_000;
   while (alive().length > 0 && performance.now() < deadline) await sleep(100);
   for (const p of alive()) {
@@ -180,7 +200,12 @@ async function stopTree(child: ChildProcess, exit: Promise<void>): Promise<void>
 }
 
 function post(url: string, payload: Payload): Promise<Response> {
-  return fetch(url, { method: 'POST', body: new Uint8Array(payload.body), headers: { 'content-type': payload.contentType }, signal: AbortSignal.timeout(60_000) });
+  return fetch(url, {
+    method: 'POST',
+    body: new Uint8Array(payload.body),
+    headers: { 'content-type': payload.contentType },
+    signal: AbortSignal.timeout(60_000),
+  });
 }
 
 function specs(modelPath: string, python: string, image: Buffer): ServerSpec[] {
@@ -190,7 +215,12 @@ function specs(modelPath: string, python: string, image: Buffer): ServerSpec[] {
   const main = serverMain();
   const seedLocust = { env: {}, name: '/predict/image' };
   /** A Python peer serving the seed's multipart route, started by `args(port)` on a free port. */
-  const seedPeer = (id: ServerId, label: string, env: Record<string, string>, args: (port: string) => string[]): ServerSpec => ({
+  const seedPeer = (
+    id: ServerId,
+    label: string,
+    env: Record<string, string>,
+    args: (port: string) => string[],
+  ): ServerSpec => ({
     id,
     label,
     command: args('PORT'),
@@ -216,10 +246,35 @@ function specs(modelPath: string, python: string, image: Buffer): ServerSpec[] {
       locustName: seedLocust.name,
       start: () => startServer(modelPath, {}, neutralEnv(), main),
     },
-    seedPeer('seed-fastapi', 'seed FastAPI (uvicorn --workers 2)', { MODEL_PATH: modelPath }, (port) => [python, '-m', 'uvicorn', 'seed_fastapi:app', '--app-dir', 'bench/peers', '--host', '127.0.0.1', '--port', port, '--workers', '2']),
-    seedPeer('litserve', 'LitServe (batch 8, 5 ms)', {}, (port) => [python, 'bench/peers/litserve_server.py', modelPath, port]),
+    seedPeer('seed-fastapi', 'seed FastAPI (uvicorn --workers 2)', { MODEL_PATH: modelPath }, (port) => [
+      python,
+      '-m',
+      'uvicorn',
+      'seed_fastapi:app',
+      '--app-dir',
+      'bench/peers',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      port,
+      '--workers',
+      '2',
+    ]),
+    seedPeer('litserve', 'LitServe (batch 8, 5 ms)', {}, (port) => [
+      python,
+      'bench/peers/litserve_server.py',
+      modelPath,
+      port,
+    ]),
     ...(['kserve', 'kserve-v1'] as const).map((id): ServerSpec => {
-      const args = (port: string) => [python, 'bench/peers/kserve_server.py', modelPath, port, '--model_name', KSERVE_MODEL];
+      const args = (port: string) => [
+        python,
+        'bench/peers/kserve_server.py',
+        modelPath,
+        port,
+        '--model_name',
+        KSERVE_MODEL,
+      ];
       const v1 = id === 'kserve-v1';
       return {
         id,
@@ -314,7 +369,8 @@ async function measureServer(spec: ServerSpec): Promise<ServerResult> {
   try {
     const sample = await post(server.url + spec.path, spec.payload);
     result.sampleBody = `${sample.status} ${(await sample.text()).slice(0, 200)}`;
-    if (sample.status !== 200 || !result.sampleBody.includes('"Label"')) throw new Error(`the sample answer has no Label: ${result.sampleBody}`);
+    if (sample.status !== 200 || !result.sampleBody.includes('"Label"'))
+      throw new Error(`the sample answer has no Label: ${result.sampleBody}`);
     await waitIdle(server.pid); // the other workers may still be loading
     await closedLoop(server, 4, spec.payload, 3, spec.path); // warm-up, discarded
     let idle = await waitIdle(server.pid);
@@ -335,13 +391,31 @@ async function measureServer(spec: ServerSpec): Promise<ServerResult> {
         spawnRate: LOCUST_SPAWN_RATE,
         seconds: LOCUST_SECONDS,
         name: spec.locustName,
-        env: { LOCUST_WAIT_SECONDS: '1', LOCUST_HONOUR_RETRY_AFTER: '0', LOCUST_POST_PROCESS: 'False', LOCUST_SPLIT_FAILURES: '1', LOCUST_TIMEOUT_SECONDS: '60', ...spec.locustEnv },
+        env: {
+          LOCUST_WAIT_SECONDS: '1',
+          LOCUST_HONOUR_RETRY_AFTER: '0',
+          LOCUST_POST_PROCESS: 'False',
+          LOCUST_SPLIT_FAILURES: '1',
+          LOCUST_TIMEOUT_SECONDS: '60',
+          ...spec.locustEnv,
+        },
       });
       const wall = (performance.now() - t) / 1000;
       const cpu = (100 * cpuBetween(before, treeCpu(server.pid))) / wall;
       const peak = memory.reset();
       if ('skipped' in r) {
-        result.loads.push({ load: 'locust', okPerSecond: NaN, failedRate: NaN, p50Ms: NaN, p99Ms: NaN, serverCpuPercent: null, peakMemory: peak, idleWaitMs: idle.waitedMs, idleBefore: idle.idle, detail: r });
+        result.loads.push({
+          load: 'locust',
+          okPerSecond: NaN,
+          failedRate: NaN,
+          p50Ms: NaN,
+          p99Ms: NaN,
+          serverCpuPercent: null,
+          peakMemory: peak,
+          idleWaitMs: idle.waitedMs,
+          idleBefore: idle.idle,
+          detail: r,
+        });
       } else {
         const answered = r.answered!;
         result.loads.push({
@@ -410,7 +484,10 @@ interface Limit {
 function markdown(results: ServerResult[], limit: Limit | null): string {
   const out: string[] = [];
   const m = describeMachine();
-  out.push(`Machine: ${m.cpuModel}, ${m.cores} cores (${m.effectiveCpus} usable), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, onnxruntime-node ${m.onnxruntime}. Model: ResNet-50-shaped, Keras layout (resnet50-keras.onnx). Each cell: answered req/s · failed % · p99 ms of answered.`, '');
+  out.push(
+    `Machine: ${m.cpuModel}, ${m.cores} cores (${m.effectiveCpus} usable), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, onnxruntime-node ${m.onnxruntime}. Model: ResNet-50-shaped, Keras layout (resnet50-keras.onnx). Each cell: answered req/s · failed % · p99 ms of answered.`,
+    '',
+  );
   out.push(`| load | ${results.map((r) => r.label).join(' | ')} |`, `|---|${results.map(() => '---').join('|')}|`);
   for (const load of LOADS) {
     const cells = results.map((r) => {
@@ -423,11 +500,16 @@ function markdown(results: ServerResult[], limit: Limit | null): string {
     out.push(`| ${load.label} | ${cells.join(' | ')} |`);
   }
   out.push('');
-  out.push('| server | load | ok/s | failed | p50 ms | p99 ms | server CPU | peak RSS (PSS) MiB |', '|---|---|---|---|---|---|---|---|');
+  out.push(
+    '| server | load | ok/s | failed | p50 ms | p99 ms | server CPU | peak RSS (PSS) MiB |',
+    '|---|---|---|---|---|---|---|---|',
+  );
   for (const r of results) {
     for (const x of r.loads) {
       if ('skipped' in x.detail) continue;
-      out.push(`| ${r.label} | ${x.load} | ${f1(x.okPerSecond)} | ${pct(x.failedRate)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ${x.serverCpuPercent ?? '?'} % | ${x.peakMemory.rssMiB} (${x.peakMemory.pssMiB}) |`);
+      out.push(
+        `| ${r.label} | ${x.load} | ${f1(x.okPerSecond)} | ${pct(x.failedRate)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ${x.serverCpuPercent ?? '?'} % | ${x.peakMemory.rssMiB} (${x.peakMemory.pssMiB}) |`,
+      );
     }
   }
   out.push('');
@@ -435,7 +517,9 @@ function markdown(results: ServerResult[], limit: Limit | null): string {
   if (samples.length > 0) out.push(`Sample answers (with_post_process=True): ${samples.join('; ')}.`, '');
   for (const line of ratioLines(results, limit)) out.push(`- ${line}`);
   const problems = results.filter((r) => r.error).map((r) => `${r.label}: ${r.error!.split('\n')[0]}`);
-  const notIdle = results.flatMap((r) => r.loads.filter((l) => !l.idleBefore).map((l) => `${r.label} was not idle before ${l.load}`));
+  const notIdle = results.flatMap((r) =>
+    r.loads.filter((l) => !l.idleBefore).map((l) => `${r.label} was not idle before ${l.load}`),
+  );
   if (problems.length + notIdle.length > 0) out.push('', ...[...problems, ...notIdle].map((p) => `**${p}**`));
   return out.join('\n');
 }
@@ -456,7 +540,9 @@ function ratioLines(results: ServerResult[], limit: Limit | null): string[] {
   }
   if (limit) {
     const best = Math.max(...ours.loads.map((l) => l.okPerSecond).filter(Number.isFinite));
-    lines.push(`ours ÷ raw in-process limit: ${f1(best)} / ${f1(limit.imagesPerSecond)} img/s (batch ${limit.batchSize}, ${limit.inFlight} in flight) = ${(best / limit.imagesPerSecond).toFixed(2)}; per load: ${ours.loads.map((l) => `${l.load} ${(l.okPerSecond / limit.imagesPerSecond).toFixed(2)}`).join(', ')}`);
+    lines.push(
+      `ours ÷ raw in-process limit: ${f1(best)} / ${f1(limit.imagesPerSecond)} img/s (batch ${limit.batchSize}, ${limit.inFlight} in flight) = ${(best / limit.imagesPerSecond).toFixed(2)}; per load: ${ours.loads.map((l) => `${l.load} ${(l.okPerSecond / limit.imagesPerSecond).toFixed(2)}`).join(', ')}`,
+    );
   }
   return lines;
 }
@@ -464,14 +550,24 @@ function ratioLines(results: ServerResult[], limit: Limit | null): string[] {
 // ---------------------------------------------------------------- main
 
 function peersPython(): string {
-  const r = spawnSync('bash', [join(ROOT, 'bench/peers/venv.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync('bash', [join(ROOT, 'bench/peers/venv.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const python = r.stdout?.trim().split('\n').pop();
   if (r.status !== 0 || !python) throw new Error(`bench/peers/venv.sh failed (exit ${r.status})`);
   return python;
 }
 
 function pipVersions(python: string): Record<string, string> {
-  const r = spawnSync(python, ['-c', 'import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in ["fastapi", "uvicorn", "litserve", "kserve", "onnxruntime", "pillow", "numpy"]}))'], { encoding: 'utf8' });
+  const r = spawnSync(
+    python,
+    [
+      '-c',
+      'import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in ["fastapi", "uvicorn", "litserve", "kserve", "onnxruntime", "pillow", "numpy"]}))',
+    ],
+    { encoding: 'utf8' },
+  );
   try {
     return JSON.parse(r.stdout) as Record<string, string>;
   } catch {
@@ -481,8 +577,12 @@ function pipVersions(python: string): Record<string, string> {
 
 async function main(): Promise<void> {
   const machine = describeMachine();
-  const wanted = (process.env.BENCH_SERVERS?.split(',').map((s) => s.trim()).filter(Boolean) ?? ALL_SERVERS) as ServerId[];
-  for (const w of wanted) if (!ALL_SERVERS.includes(w)) throw new Error(`BENCH_SERVERS: unknown server ${w} (known: ${ALL_SERVERS.join(', ')})`);
+  const wanted = (process.env.BENCH_SERVERS?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) ?? ALL_SERVERS) as ServerId[];
+  for (const w of wanted)
+    if (!ALL_SERVERS.includes(w))
+      throw new Error(`BENCH_SERVERS: unknown server ${w} (known: ${ALL_SERVERS.join(', ')})`);
   const { resnet50Keras: modelPath } = await ensureModels(undefined, { only: ['resnet50Keras'] });
   const image = await seedImage();
   const started = Date.now();
@@ -492,7 +592,16 @@ async function main(): Promise<void> {
   let limit: Limit | null = null;
   if (process.env.BENCH_SKIP_RAW !== '1') {
     process.stderr.write(`raw in-process pipeline, batch 1/2/4/8, ${RAW_SECONDS} s per point...\n`);
-    raw = await rawPipeline(modelPath, image, effectiveCpus(), [1, 2, 4, 8].flatMap((batchSize) => [{ batchSize, inFlight: 1 }, { batchSize, inFlight: 2 }]), RAW_SECONDS);
+    raw = await rawPipeline(
+      modelPath,
+      image,
+      effectiveCpus(),
+      [1, 2, 4, 8].flatMap((batchSize) => [
+        { batchSize, inFlight: 1 },
+        { batchSize, inFlight: 2 },
+      ]),
+      RAW_SECONDS,
+    );
     const best = raw.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
     limit = { imagesPerSecond: best.imagesPerSecond, batchSize: best.batchSize, inFlight: best.inFlight };
   }
@@ -500,22 +609,47 @@ async function main(): Promise<void> {
   const needsPython = wanted.some((w) => w !== 'ours');
   const python = needsPython ? peersPython() : '';
   const results: ServerResult[] = [];
-  for (const spec of specs(modelPath, python, image).filter((s) => wanted.includes(s.id))) results.push(await measureServer(spec));
+  for (const spec of specs(modelPath, python, image).filter((s) => wanted.includes(s.id)))
+    results.push(await measureServer(spec));
 
   const report = {
     date: new Date().toISOString(),
     machine,
     note: 'A shared 2-core machine: the servers, autocannon (in this process) and Locust share the same cores.',
-    model: { file: 'resnet50-keras.onnx', path: modelPath, layout: 'image_input [batch,224,224,3] float32 0–255, preprocessing in the graph, softmax output `predictions`' },
+    model: {
+      file: 'resnet50-keras.onnx',
+      path: modelPath,
+      layout: 'image_input [batch,224,224,3] float32 0–255, preprocessing in the graph, softmax output `predictions`',
+    },
     image: 'bench/fixtures/seed-224.jpg (224×224 JPEG), with_resize=False',
     loads: {
-      locust: { users: LOCUST_USERS, spawnRate: LOCUST_SPAWN_RATE, seconds: LOCUST_SECONDS, wait: 'constant(1)', postProcess: false, honourRetryAfter: false, requestTimeoutSeconds: 60 },
-      closedLoop: { tool: 'autocannon', connections: CONNECTIONS, seconds: SECONDS, postProcess: true, requestTimeoutSeconds: 60 },
+      locust: {
+        users: LOCUST_USERS,
+        spawnRate: LOCUST_SPAWN_RATE,
+        seconds: LOCUST_SECONDS,
+        wait: 'constant(1)',
+        postProcess: false,
+        honourRetryAfter: false,
+        requestTimeoutSeconds: 60,
+      },
+      closedLoop: {
+        tool: 'autocannon',
+        connections: CONNECTIONS,
+        seconds: SECONDS,
+        postProcess: true,
+        requestTimeoutSeconds: 60,
+      },
       raw: { secondsPerPoint: RAW_SECONDS, threads: effectiveCpus() },
     },
     /** Our server inherits only these variables of the bench's environment (plus MODEL_URI, PORT, HOST); the peers the same plus their own. */
     inheritedEnv: Object.keys(neutralEnv()),
-    env: { BENCH_SECONDS: SECONDS, BENCH_LOCUST_SECONDS: LOCUST_SECONDS, BENCH_RAW_SECONDS: RAW_SECONDS, BENCH_SERVERS: wanted.join(','), BENCH_SERVER_MAIN: process.env.BENCH_SERVER_MAIN ?? null },
+    env: {
+      BENCH_SECONDS: SECONDS,
+      BENCH_LOCUST_SECONDS: LOCUST_SECONDS,
+      BENCH_RAW_SECONDS: RAW_SECONDS,
+      BENCH_SERVERS: wanted.join(','),
+      BENCH_SERVER_MAIN: process.env.BENCH_SERVER_MAIN ?? null,
+    },
     pythonPackages: needsPython ? pipVersions(python) : {},
     raw,
     limit,

@@ -22,9 +22,9 @@ export interface ServerVariable<T> {
    * Error naming the variable and what it expects. `ctx` is needed only by
    * defaults drawn from the container (the server's thread counts).
    */
-  read(env: Env, ctx?: EnvContext): T;
+  read: (env: Env, ctx?: EnvContext) => T;
   /** The text the operator writes for a value. */
-  write(value: T): string;
+  write: (value: T) => string;
 }
 
 /** A variable's trimmed text; blank counts as unset. */
@@ -38,7 +38,12 @@ const code = (v: string | number) => `\`${v}\``;
 export function integer(
   name: string,
   fallback: number | ((ctx: EnvContext) => number),
-  { min, max = Number.MAX_SAFE_INTEGER, doc, shownDefault }: { min: number; max?: number; doc: string; shownDefault?: string },
+  {
+    min,
+    max = Number.MAX_SAFE_INTEGER,
+    doc,
+    shownDefault,
+  }: { min: number; max?: number; doc: string; shownDefault?: string },
 ): ServerVariable<number> {
   return {
     name,
@@ -53,7 +58,9 @@ export function integer(
       }
       const n = Number(text);
       if (!Number.isInteger(n) || n < min || n > max) {
-        throw new Error(`${name}=${env[name]}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `between ${min} and ${max}`}`);
+        throw new Error(
+          `${name}=${env[name]}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `between ${min} and ${max}`}`,
+        );
       }
       return n;
     },
@@ -62,7 +69,10 @@ export function integer(
 }
 
 /** A text variable; unset reads as the fallback (undefined: the program decides, as documented). */
-export function text<T extends string | undefined>(name: string, fallback: T, { doc, shownDefault }: { doc: string; shownDefault: string }): ServerVariable<string | T> & { read(env: Env): string | T } {
+export function text<T extends string | undefined>(
+  name: string,
+  fallback: T,
+  { doc, shownDefault }: { doc: string; shownDefault: string },
+): ServerVariable<string | T> & { read(env: Env): string | T } {
   return { name, doc, shownDefault, read: (env: Env) => raw(env, name) ?? fallback, write: String };
 }
-

@@ -7,7 +7,16 @@
  * property), and a name here that the type lacks fails too (excess property).
  * The CRD test then catches the schema drifting from either.
  */
-import type { AdmissionSpec, AutoscalingSpec, BatchingSpec, OnnxModelSpec, OnnxModelStatus, PreprocessingSpec, ResourceList, ServiceSpec } from './onnxmodel-types.js';
+import type {
+  AdmissionSpec,
+  AutoscalingSpec,
+  BatchingSpec,
+  OnnxModelSpec,
+  OnnxModelStatus,
+  PreprocessingSpec,
+  ResourceList,
+  ServiceSpec,
+} from './onnxmodel-types.js';
 
 /** Every key of T, each exactly once: the compiler rejects a missing or an unknown key. */
 type AllKeys<T> = { readonly [K in keyof T]-?: true };

@@ -69,17 +69,26 @@ export const PREPROCESSING_ENV = {
 /** Each option's default and meaning as the README's configuration table shows them (scripts/config-docs.ts). */
 export const PREPROCESSING_DOCS: Record<keyof PreprocessingOptions, { shownDefault: string; doc: string }> = {
   layout: { shownDefault: 'from the input shape', doc: '`NCHW` or `NHWC`, only when the shape is ambiguous' },
-  resizeMode: { shownDefault: '`center-crop`', doc: '`stretch` (ignore aspect), `center-crop` (cover, crop the middle), `letterbox` (fit, pad)' },
+  resizeMode: {
+    shownDefault: '`center-crop`',
+    doc: '`stretch` (ignore aspect), `center-crop` (cover, crop the middle), `letterbox` (fit, pad)',
+  },
   channelOrder: { shownDefault: '`RGB`', doc: '`RGB` or `BGR`' },
   normalization: {
     shownDefault: '`auto`',
     doc: '`auto`: float NCHW models get ImageNet mean/std on 0–1 (PyTorch convention), float NHWC and uint8 models get raw 0–255 (Keras/TF convention, preprocessing in the graph); `imagenet`; `none` (0–255); `custom`',
   },
-  scale: { shownDefault: '`1/255`', doc: 'custom normalization: value = (pixel × scale − mean[c]) / std[c]; setting it, `PIXEL_MEAN` or `PIXEL_STD` implies `custom`' },
+  scale: {
+    shownDefault: '`1/255`',
+    doc: 'custom normalization: value = (pixel × scale − mean[c]) / std[c]; setting it, `PIXEL_MEAN` or `PIXEL_STD` implies `custom`',
+  },
   mean: { shownDefault: '`0,0,0`', doc: 'custom normalization: the mean per channel' },
   std: { shownDefault: '`1,1,1`', doc: 'custom normalization: the standard deviation per channel' },
   padColor: { shownDefault: '`0,0,0`', doc: 'letterbox padding and the colour transparent pixels are flattened onto' },
-  softmax: { shownDefault: '`auto`', doc: '`auto` applies softmax unless each row already is a distribution; `always`; `never`' },
+  softmax: {
+    shownDefault: '`auto`',
+    doc: '`auto` applies softmax unless each row already is a distribution; `always`; `never`',
+  },
 };
 
 /** Serialises the options that differ from the defaults (so pod specs stay short). */
@@ -107,15 +116,24 @@ function finite(name: string, raw: string): number {
 
 function triple(name: string, raw: string, check: (n: number) => boolean, what: string): Triple {
   const parts = raw.split(',').map((p) => finite(name, p));
-  if (parts.length !== 3 || !parts.every(check)) throw new Error(`${name}=${raw}: expected three comma-separated ${what}`);
+  if (parts.length !== 3 || !parts.every(check))
+    throw new Error(`${name}=${raw}: expected three comma-separated ${what}`);
   return [parts[0]!, parts[1]!, parts[2]!];
 }
 
 /** Parses the options back out of an environment; throws one message listing every bad variable. */
 export function preprocessingFromEnv(env: NodeJS.ProcessEnv): PreprocessingOptions {
   const errors: string[] = [];
-  const out: PreprocessingOptions = { ...DEFAULT_PREPROCESSING, mean: [...DEFAULT_PREPROCESSING.mean], std: [...DEFAULT_PREPROCESSING.std], padColor: [...DEFAULT_PREPROCESSING.padColor] };
-  const read = <K extends keyof PreprocessingOptions>(key: K, parse: (name: string, raw: string) => PreprocessingOptions[K]) => {
+  const out: PreprocessingOptions = {
+    ...DEFAULT_PREPROCESSING,
+    mean: [...DEFAULT_PREPROCESSING.mean],
+    std: [...DEFAULT_PREPROCESSING.std],
+    padColor: [...DEFAULT_PREPROCESSING.padColor],
+  };
+  const read = <K extends keyof PreprocessingOptions>(
+    key: K,
+    parse: (name: string, raw: string) => PreprocessingOptions[K],
+  ) => {
     const name = PREPROCESSING_ENV[key];
     const raw = env[name];
     if (raw === undefined || raw.trim() === '') return;

@@ -28,15 +28,24 @@ export const SERVER_ENV = {
     doc: "labels, same schemes: one per line, a JSON array, or an index→label object. Without it, labels in the model's metadata (`labels`, `classes`, `class_names`, `names`) are used; without those, the class index",
   }),
   modelName: text('MODEL_NAME', undefined, {
-    shownDefault: 'file name without `.onnx` (the folder\'s name for a file called `model.onnx`)',
+    shownDefault: "file name without `.onnx` (the folder's name for a file called `model.onnx`)",
     doc: 'name in the v2 API and in logs',
   }),
   cacheDir: {
-    ...text('MODEL_CACHE_DIR', '', { shownDefault: '`$TMPDIR/onnx-model-cache`', doc: "where downloads go (an emptyDir in Kubernetes); reused on restart when the object's checksum still matches" }),
+    ...text('MODEL_CACHE_DIR', '', {
+      shownDefault: '`$TMPDIR/onnx-model-cache`',
+      doc: "where downloads go (an emptyDir in Kubernetes); reused on restart when the object's checksum still matches",
+    }),
     read: (env: Env) => raw(env, 'MODEL_CACHE_DIR') ?? join(tmpdir(), 'onnx-model-cache'),
   },
-  fetchDeadlineMs: integer('MODEL_FETCH_TIMEOUT_MS', 10 * 60_000, { min: 1000, doc: 'total time allowed for the download, retries included' }),
-  storageEmulatorHost: text('STORAGE_EMULATOR_HOST', undefined, { shownDefault: '–', doc: 'a GCS emulator (`host:port` or URL) instead of Google Cloud Storage' }),
+  fetchDeadlineMs: integer('MODEL_FETCH_TIMEOUT_MS', 10 * 60_000, {
+    min: 1000,
+    doc: 'total time allowed for the download, retries included',
+  }),
+  storageEmulatorHost: text('STORAGE_EMULATOR_HOST', undefined, {
+    shownDefault: '–',
+    doc: 'a GCS emulator (`host:port` or URL) instead of Google Cloud Storage',
+  }),
   port: integer('PORT', 8080, { min: 0, max: 65535, doc: 'listen port' }),
   host: text('HOST', '0.0.0.0', { shownDefault: '`0.0.0.0`', doc: 'listen address' }),
   inputSize: {
@@ -50,12 +59,17 @@ export const SERVER_ENV = {
       if (!m) throw new Error(`INPUT_SIZE=${v}: expected N or WIDTHxHEIGHT, e.g. 224 or 320x240`);
       const width = Number(m[1]);
       const height = Number(m[2] ?? m[1]);
-      if (width < 1 || height < 1 || width > 8192 || height > 8192) throw new Error(`INPUT_SIZE=${v}: sides must be 1–8192`);
+      if (width < 1 || height < 1 || width > 8192 || height > 8192)
+        throw new Error(`INPUT_SIZE=${v}: sides must be 1–8192`);
       return { width, height };
     },
-    write: (v: { width: number; height: number } | undefined) => (v === undefined ? '' : v.width === v.height ? String(v.width) : `${v.width}x${v.height}`),
+    write: (v: { width: number; height: number } | undefined) =>
+      v === undefined ? '' : v.width === v.height ? String(v.width) : `${v.width}x${v.height}`,
   } satisfies ServerVariable<{ width: number; height: number } | undefined>,
-  outputName: text('OUTPUT_NAME', undefined, { shownDefault: 'the first output', doc: 'which output holds the class scores' }),
+  outputName: text('OUTPUT_NAME', undefined, {
+    shownDefault: 'the first output',
+    doc: 'which output holds the class scores',
+  }),
   maxUploadBytes: integer('MAX_UPLOAD_BYTES', 20 * MiB, { min: 1024, doc: 'largest image upload' }),
   maxInputPixels: integer('MAX_INPUT_PIXELS', 40_000_000, { min: 1, doc: 'largest image, in pixels' }),
   maxTensorBytes: integer('MAX_TENSOR_BYTES', 64 * MiB, {
@@ -71,7 +85,8 @@ export const SERVER_ENV = {
       const v = raw(env, 'MAX_QUEUE_BYTES')?.toLowerCase();
       if (v === undefined || v === 'auto') return 'auto';
       const n = Number(v);
-      if (!Number.isInteger(n) || n < MiB) throw new Error(`MAX_QUEUE_BYTES=${env.MAX_QUEUE_BYTES}: expected auto or a number of bytes, at least ${MiB}`);
+      if (!Number.isInteger(n) || n < MiB)
+        throw new Error(`MAX_QUEUE_BYTES=${env.MAX_QUEUE_BYTES}: expected auto or a number of bytes, at least ${MiB}`);
       return n;
     },
     write: String,
@@ -80,8 +95,10 @@ export const SERVER_ENV = {
     name: 'MAX_IN_FLIGHT',
     shownDefault: 'unset',
     doc: 'opt-in cap on images queued or running (a v2 batch of N counts N); unset, only the memory bound applies',
-    read(env: Env, ctx: EnvContext): number | undefined {
-      return raw(env, 'MAX_IN_FLIGHT') === undefined ? undefined : integer('MAX_IN_FLIGHT', 1, { min: 1, doc: '' }).read(env, ctx);
+    read(env: Env, ctx?: EnvContext): number | undefined {
+      return raw(env, 'MAX_IN_FLIGHT') === undefined
+        ? undefined
+        : integer('MAX_IN_FLIGHT', 1, { min: 1, doc: '' }).read(env, ctx);
     },
     write: (v: number | undefined) => String(v ?? ''),
   } satisfies ServerVariable<number | undefined>,
@@ -94,12 +111,17 @@ export const SERVER_ENV = {
       if (v === undefined) return 0;
       if (v === 'auto') return 'auto';
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 600_000) throw new Error(`MAX_QUEUE_MS=${env.MAX_QUEUE_MS}: expected 0 (off), auto or milliseconds up to 600000`);
+      if (!Number.isInteger(n) || n < 0 || n > 600_000)
+        throw new Error(`MAX_QUEUE_MS=${env.MAX_QUEUE_MS}: expected 0 (off), auto or milliseconds up to 600000`);
       return n;
     },
     write: String,
   } satisfies ServerVariable<number | 'auto'>,
-  uploadIdleTimeoutMs: integer('UPLOAD_IDLE_TIMEOUT_MS', 5_000, { min: 100, max: 600_000, doc: 'a body that sends no byte for this long is answered 408' }),
+  uploadIdleTimeoutMs: integer('UPLOAD_IDLE_TIMEOUT_MS', 5_000, {
+    min: 100,
+    max: 600_000,
+    doc: 'a body that sends no byte for this long is answered 408',
+  }),
   uploadMinBytesPerSecond: integer('UPLOAD_MIN_BYTES_PER_SECOND', 1024, {
     min: 0,
     doc: 'a body older than `UPLOAD_IDLE_TIMEOUT_MS` arriving slower than this on average is answered 408 (slowloris)',
@@ -112,7 +134,7 @@ export const SERVER_ENV = {
   sessions: integer('SESSIONS', 1, {
     min: 1,
     max: 64,
-    doc: 'onnxruntime sessions run side by side (Triton\'s instance count), each on its own worker thread with an equal share of the CPUs and its own copy of the weights. `1`: fastest lone request; `2` on 2 CPUs: more throughput without batching and a shorter tail under load, a slower lone request (one thread) and twice the weights in memory',
+    doc: "onnxruntime sessions run side by side (Triton's instance count), each on its own worker thread with an equal share of the CPUs and its own copy of the weights. `1`: fastest lone request; `2` on 2 CPUs: more throughput without batching and a shorter tail under load, a slower lone request (one thread) and twice the weights in memory",
   }),
   maxBatchSize: integer('MAX_BATCH_SIZE', 8, {
     min: 1,
@@ -142,14 +164,24 @@ export const SERVER_ENV = {
     shownDefault: 'the CPU limit',
     doc: "images decoded at once (libvips' pool is sized to the CPU limit)",
   }),
-  requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 60_000, { min: 1000, doc: 'deadline for receiving the whole request (headers must come within 15 s)' }),
-  drainDelayMs: integer('DRAIN_DELAY_MS', 0, { min: 0, doc: 'after SIGTERM, how long readiness is false before the listener closes (lets load balancers notice)' }),
-  shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 25_000, { min: 0, doc: 'after that, how long in-flight requests may take before connections are cut' }),
+  requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 60_000, {
+    min: 1000,
+    doc: 'deadline for receiving the whole request (headers must come within 15 s)',
+  }),
+  drainDelayMs: integer('DRAIN_DELAY_MS', 0, {
+    min: 0,
+    doc: 'after SIGTERM, how long readiness is false before the listener closes (lets load balancers notice)',
+  }),
+  shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 25_000, {
+    min: 0,
+    doc: 'after that, how long in-flight requests may take before connections are cut',
+  }),
   logLevel: {
     ...text('LOG_LEVEL', 'info', { shownDefault: '`info`', doc: 'pino level' }),
     read(env: Env): string {
       const v = raw(env, 'LOG_LEVEL') ?? 'info';
-      if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new Error(`LOG_LEVEL=${v}: expected ${LOG_LEVELS.slice(0, -1).join(', ')} or silent`);
+      if (!(LOG_LEVELS as readonly string[]).includes(v))
+        throw new Error(`LOG_LEVEL=${v}: expected ${LOG_LEVELS.slice(0, -1).join(', ')} or silent`);
       return v;
     },
   },

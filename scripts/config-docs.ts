@@ -25,18 +25,30 @@ export const CONFIG_SECTION: GeneratedSection = {
 
 /** The preprocessing rows follow this variable: they describe the model's input, as OUTPUT_NAME does. */
 const PREPROCESSING_AFTER = SERVER_ENV.outputName.name;
-const PREPROCESSING_ORDER: (keyof PreprocessingOptions)[] = ['layout', 'resizeMode', 'channelOrder', 'normalization', 'scale', 'mean', 'std', 'padColor', 'softmax'];
+const PREPROCESSING_ORDER: (keyof PreprocessingOptions)[] = [
+  'layout',
+  'resizeMode',
+  'channelOrder',
+  'normalization',
+  'scale',
+  'mean',
+  'std',
+  'padColor',
+  'softmax',
+];
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 /** The table that goes between the markers. */
 export function renderConfigTable(): string {
-  const row = (name: string, shownDefault: string, doc: string) => `| \`${name}\` | ${cell(shownDefault)} | ${cell(doc)} |`;
+  const row = (name: string, shownDefault: string, doc: string) =>
+    `| \`${name}\` | ${cell(shownDefault)} | ${cell(doc)} |`;
   const rows: string[] = [];
   for (const v of Object.values(SERVER_ENV)) {
     rows.push(row(v.name, v.shownDefault, v.doc));
     if (v.name === PREPROCESSING_AFTER) {
-      for (const key of PREPROCESSING_ORDER) rows.push(row(PREPROCESSING_ENV[key], PREPROCESSING_DOCS[key].shownDefault, PREPROCESSING_DOCS[key].doc));
+      for (const key of PREPROCESSING_ORDER)
+        rows.push(row(PREPROCESSING_ENV[key], PREPROCESSING_DOCS[key].shownDefault, PREPROCESSING_DOCS[key].doc));
     }
   }
   return [

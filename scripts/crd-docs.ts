@@ -153,7 +153,8 @@ function validationText(node: SchemaNode, required: boolean): string {
     if (itemRange) parts.push(`each ${itemRange}`);
     if (node.items.enum) parts.push(`each one of ${node.items.enum.map((v) => code(String(v))).join(', ')}`);
   }
-  if (node['x-kubernetes-list-type'] === 'map') parts.push(`unique ${(node['x-kubernetes-list-map-keys'] ?? []).join(', ')}`);
+  if (node['x-kubernetes-list-type'] === 'map')
+    parts.push(`unique ${(node['x-kubernetes-list-map-keys'] ?? []).join(', ')}`);
   if (node.pattern) parts.push(`pattern ${code(node.pattern)}`);
   for (const v of node['x-kubernetes-validations'] ?? []) parts.push(ruleText(v));
   return parts.join('; ');
@@ -197,8 +198,9 @@ export function renderReference(crdYaml: string): string {
     '',
     '| field | type | default | validation | description |',
     '|---|---|---|---|---|',
-    ...rows.map((r) =>
-      `| ${cell(code(r.path))} | ${cell(typeOf(r.node))} | ${cell(defaultText(r.node))} | ${cell(validationText(r.node, r.required))} | ${cell(r.node.description ?? '')} |`,
+    ...rows.map(
+      (r) =>
+        `| ${cell(code(r.path))} | ${cell(typeOf(r.node))} | ${cell(defaultText(r.node))} | ${cell(validationText(r.node, r.required))} | ${cell(r.node.description ?? '')} |`,
     ),
   ];
   for (const v of root['x-kubernetes-validations'] ?? []) lines.push('', `Also: ${ruleText(v)}.`);

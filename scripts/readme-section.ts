@@ -30,13 +30,22 @@ function split(readme: string, s: GeneratedSection): { before: string; body: str
   if (start < 0) return undefined;
   const end = readme.indexOf(s.end, start + s.start.length);
   if (end < 0) return undefined;
-  return { before: readme.slice(0, start + s.start.length), body: readme.slice(start + s.start.length, end), after: readme.slice(end) };
+  return {
+    before: readme.slice(0, start + s.start.length),
+    body: readme.slice(start + s.start.length, end),
+    after: readme.slice(end),
+  };
 }
 
 const trimNewlines = (text: string) => text.replace(/^\n+|\n+$/g, '');
 
 /** Whether `readme` holds exactly `generated` between the section's markers (surrounding newlines aside). */
-export function checkSection(readme: string, generated: string, section: GeneratedSection, readmeName = 'README.md'): CheckResult {
+export function checkSection(
+  readme: string,
+  generated: string,
+  section: GeneratedSection,
+  readmeName = 'README.md',
+): CheckResult {
   const fix = `run \`npm run build && ${section.writeCommand.replace('README.md', readmeName)}\``;
   const parts = split(readme, section);
   if (!parts) return { ok: false, message: `${readmeName} has no ${section.start} … ${section.end} section; ${fix}` };

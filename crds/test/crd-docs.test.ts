@@ -5,7 +5,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { END_MARKER, START_MARKER, checkReadme, defaultCrdPath, renderReference, repoRoot, updateReadme } from '../../scripts/crd-docs.js';
+import {
+  END_MARKER,
+  START_MARKER,
+  checkReadme,
+  defaultCrdPath,
+  renderReference,
+  repoRoot,
+  updateReadme,
+} from '../../scripts/crd-docs.js';
 import { SPEC_FIELDS } from '../onnxmodel-fields.js';
 
 describe('OnnxModel reference in README.md (scripts/crd-docs.ts)', () => {
@@ -22,7 +30,12 @@ describe('OnnxModel reference in README.md (scripts/crd-docs.ts)', () => {
     const rows = generated.split('\n').filter((l) => l.startsWith('| `'));
     const paths = rows.map((r) => /^\| `([^`]+)`/.exec(r)?.[1]);
     for (const field of SPEC_FIELDS) expect(paths).to.include(field);
-    expect(paths).to.include.members(['preprocessing.resizeMode', 'resources.requests.cpu', 'autoscaling.maxReplicas', 'env[].name']);
+    expect(paths).to.include.members([
+      'preprocessing.resizeMode',
+      'resources.requests.cpu',
+      'autoscaling.maxReplicas',
+      'env[].name',
+    ]);
     const row = (path: string) => rows.find((r) => r.startsWith(`| \`${path}\` |`))!;
     expect(row('modelUri')).to.contain('**required**').and.to.contain('gs://BUCKET/OBJECT');
     expect(row('replicas')).to.match(/^\| `replicas` \| integer \| `1` \| 0–1000 \|/);
@@ -30,7 +43,9 @@ describe('OnnxModel reference in README.md (scripts/crd-docs.ts)', () => {
     expect(row('preprocessing.mean')).to.contain('exactly 3 items');
     expect(row('resources.limits.memory')).to.match(/\| integer or string \| `2Gi` \|/);
     expect(row('service.type')).to.contain('`LoadBalancer`');
-    expect(row('autoscaling')).to.contain('autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas');
+    expect(row('autoscaling')).to.contain(
+      'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas',
+    );
     // Pipes inside cells (regex alternations) are escaped, so every row has exactly 5 cells.
     for (const r of rows) expect(r.replace(/\\\|/g, '').split('|').length, r).to.equal(7);
   });

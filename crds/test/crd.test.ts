@@ -30,7 +30,9 @@ interface Schema {
 }
 
 function storageSchema(): Schema {
-  const crd = parse(readFileSync(CRD_FILE, 'utf8')) as { spec: { versions: { name: string; storage: boolean; schema: { openAPIV3Schema: Schema } }[] } };
+  const crd = parse(readFileSync(CRD_FILE, 'utf8')) as {
+    spec: { versions: { name: string; storage: boolean; schema: { openAPIV3Schema: Schema } }[] };
+  };
   const version = crd.spec.versions.find((v) => v.storage);
   if (!version) throw new Error('no storage version');
   return version.schema.openAPIV3Schema;
@@ -76,15 +78,29 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
 
   it('is installed as a namespaced, established CRD with its names and subresources', async () => {
     const crd = JSON.parse(await kubectlOk(['get', 'crd', CRD_NAME, '-o', 'json'])) as {
-      spec: { scope: string; names: Record<string, unknown>; versions: { name: string; served: boolean; storage: boolean; subresources?: Record<string, unknown> }[] };
+      spec: {
+        scope: string;
+        names: Record<string, unknown>;
+        versions: { name: string; served: boolean; storage: boolean; subresources?: Record<string, unknown> }[];
+      };
       status: { conditions: { type: string; status: string }[] };
     };
     expect(crd.spec.scope).to.equal('Namespaced');
-    expect(crd.spec.names).to.deep.include({ kind: KIND, plural: PLURAL, singular: 'onnxmodel', shortNames: ['om'], categories: ['ml', 'all'] });
+    expect(crd.spec.names).to.deep.include({
+      kind: KIND,
+      plural: PLURAL,
+      singular: 'onnxmodel',
+      shortNames: ['om'],
+      categories: ['ml', 'all'],
+    });
     expect(crd.spec.versions.map((v) => [v.name, v.served, v.storage])).to.deep.equal([[VERSION, true, true]]);
     expect(crd.spec.versions[0]!.subresources).to.deep.equal({
       status: {},
-      scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+      scale: {
+        specReplicasPath: '.spec.replicas',
+        statusReplicasPath: '.status.replicas',
+        labelSelectorPath: '.status.selector',
+      },
     });
     expect(crd.status.conditions.find((c) => c.type === 'Established')?.status).to.equal('True');
     expect(crd.status.conditions.find((c) => c.type === 'NonStructuralSchema')).to.equal(undefined);
@@ -92,7 +108,9 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
 
   it('applies config/samples/minimal.yaml and fills in the defaults', async () => {
     await kubectlOk(['apply', '-n', ns, '-f', join(ROOT, 'config', 'samples', 'minimal.yaml')]);
-    const obj = JSON.parse(await kubectlOk(['get', 'onnxmodel', 'minimal', '-n', ns, '-o', 'json'])) as { spec: Record<string, unknown> };
+    const obj = JSON.parse(await kubectlOk(['get', 'onnxmodel', 'minimal', '-n', ns, '-o', 'json'])) as {
+      spec: Record<string, unknown>;
+    };
     expect(obj.spec).to.deep.equal({
       modelUri: 'gs://your-bucket/models/classifier.onnx',
       replicas: SPEC_DEFAULTS.replicas,
@@ -103,15 +121,25 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
   });
 
   it('defaults autoscaling and keeps the fields a user set', async () => {
-    const out = await kubectlOk(['create', '-n', ns, '-o', 'json', '-f', '-'], manifest('auto', {
-      modelUri: 'https://models.example.com/resnet50.onnx',
-      autoscaling: { maxReplicas: 4 },
-      resources: { requests: { cpu: '500m' } },
-      service: { type: 'ClusterIP' },
-    }));
+    const out = await kubectlOk(
+      ['create', '-n', ns, '-o', 'json', '-f', '-'],
+      manifest('auto', {
+        modelUri: 'https://models.example.com/resnet50.onnx',
+        autoscaling: { maxReplicas: 4 },
+        resources: { requests: { cpu: '500m' } },
+        service: { type: 'ClusterIP' },
+      }),
+    );
     const { spec } = JSON.parse(out) as { spec: { autoscaling: unknown; resources: unknown; service: unknown } };
-    expect(spec.autoscaling).to.deep.equal({ minReplicas: 1, maxReplicas: 4, targetCPUUtilizationPercentage: SPEC_DEFAULTS.targetCPUUtilizationPercentage });
-    expect(spec.resources).to.deep.equal({ requests: { cpu: '500m', memory: '1Gi' }, limits: SPEC_DEFAULTS.resources.limits });
+    expect(spec.autoscaling).to.deep.equal({
+      minReplicas: 1,
+      maxReplicas: 4,
+      targetCPUUtilizationPercentage: SPEC_DEFAULTS.targetCPUUtilizationPercentage,
+    });
+    expect(spec.resources).to.deep.equal({
+      requests: { cpu: '500m', memory: '1Gi' },
+      limits: SPEC_DEFAULTS.resources.limits,
+    });
     expect(spec.service).to.deep.equal({ type: 'ClusterIP', port: 80 });
   });
 
@@ -130,9 +158,17 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         resources: { requests: { cpu: 2, memory: '2Gi' }, limits: { cpu: '2', memory: '4Gi' } },
         image: 'ghcr.io/example/onnx-inference-server:0.1.0',
         preprocessing: {
-          resizeMode: 'letterbox', channelOrder: 'BGR', layout: 'NCHW', normalization: 'custom', scale: 1,
-          mean: [123.68, 116.78, 103.94], std: [58.4, 57.1, 57.4], padColor: [114, 114, 114], softmax: 'never',
-          inputSize: '320x240', outputName: 'logits',
+          resizeMode: 'letterbox',
+          channelOrder: 'BGR',
+          layout: 'NCHW',
+          normalization: 'custom',
+          scale: 1,
+          mean: [123.68, 116.78, 103.94],
+          std: [58.4, 57.1, 57.4],
+          padColor: [114, 114, 114],
+          softmax: 'never',
+          inputSize: '320x240',
+          outputName: 'logits',
         },
         batching: { maxBatchSize: 16, maxQueueDelayMs: 2 },
         sessions: 2,
@@ -141,7 +177,10 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         autoscaling: { minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 },
         podDisruptionBudget: { minAvailable: '50%' },
         serviceAccountName: 'model-reader',
-        env: [{ name: 'LOG_LEVEL', value: 'debug' }, { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
+        env: [
+          { name: 'LOG_LEVEL', value: 'debug' },
+          { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+        ],
         nodeSelector: { 'cloud.google.com/gke-nodepool': 'inference' },
         tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'inference', effect: 'NoSchedule' }],
         affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } } },
@@ -154,7 +193,10 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
   it('explains its fields (kubectl explain)', async function () {
     this.timeout(120_000);
     // The OpenAPI document that kubectl explain reads is published a little after Established.
-    const out = await eventually(() => kubectlOk(['explain', 'onnxmodel.spec.preprocessing.resizeMode']), { timeoutMs: 60_000, intervalMs: 1000 });
+    const out = await eventually(() => kubectlOk(['explain', 'onnxmodel.spec.preprocessing.resizeMode']), {
+      timeoutMs: 60_000,
+      intervalMs: 1000,
+    });
     expect(out).to.contain('FIELD: resizeMode <string>');
     expect(out).to.match(/How the image is resized to the model's input size/);
     for (const mode of ['stretch', 'center-crop', 'letterbox']) expect(out).to.contain(mode);
@@ -169,11 +211,26 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
       {
         title: 's3:// modelUri',
         spec: { modelUri: 's3://bucket/model.onnx' },
-        expect: ['spec.modelUri: Invalid value: "s3://bucket/model.onnx"', 'modelUri must be a gs://BUCKET/OBJECT, https://HOST/PATH or file:///PATH URI'],
+        expect: [
+          'spec.modelUri: Invalid value: "s3://bucket/model.onnx"',
+          'modelUri must be a gs://BUCKET/OBJECT, https://HOST/PATH or file:///PATH URI',
+        ],
       },
-      { title: 'plain http:// modelUri', spec: { modelUri: 'http://example.com/model.onnx' }, expect: ['modelUri must be a gs://BUCKET/OBJECT'] },
-      { title: 'a gs:// URI naming a bucket, not an object', spec: { modelUri: 'gs://bucket/' }, expect: ['spec.modelUri in body should match'] },
-      { title: 'an s3:// labelsUri', spec: { modelUri: 'gs://b-1/m.onnx', labelsUri: 's3://b/l.txt' }, expect: ['labelsUri must be a gs://BUCKET/OBJECT'] },
+      {
+        title: 'plain http:// modelUri',
+        spec: { modelUri: 'http://example.com/model.onnx' },
+        expect: ['modelUri must be a gs://BUCKET/OBJECT'],
+      },
+      {
+        title: 'a gs:// URI naming a bucket, not an object',
+        spec: { modelUri: 'gs://bucket/' },
+        expect: ['spec.modelUri in body should match'],
+      },
+      {
+        title: 'an s3:// labelsUri',
+        spec: { modelUri: 'gs://b-1/m.onnx', labelsUri: 's3://b/l.txt' },
+        expect: ['labelsUri must be a gs://BUCKET/OBJECT'],
+      },
       {
         title: 'replicas -1',
         spec: { modelUri: 'gs://bucket/model.onnx', replicas: -1 },
@@ -182,7 +239,9 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
       {
         title: 'autoscaling minReplicas > maxReplicas',
         spec: { modelUri: 'gs://bucket/model.onnx', autoscaling: { minReplicas: 5, maxReplicas: 2 } },
-        expect: ['spec.autoscaling.minReplicas: Invalid value: autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas'],
+        expect: [
+          'spec.autoscaling.minReplicas: Invalid value: autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas',
+        ],
       },
       {
         title: 'autoscaling without maxReplicas',
@@ -192,17 +251,23 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
       {
         title: 'a mean with 2 elements',
         spec: { modelUri: 'gs://bucket/model.onnx', preprocessing: { mean: [0.5, 0.5] } },
-        expect: ['spec.preprocessing.mean: Invalid value: 2: spec.preprocessing.mean in body should have at least 3 items'],
+        expect: [
+          'spec.preprocessing.mean: Invalid value: 2: spec.preprocessing.mean in body should have at least 3 items',
+        ],
       },
       {
         title: 'an unknown resizeMode',
         spec: { modelUri: 'gs://bucket/model.onnx', preprocessing: { resizeMode: 'fill' } },
-        expect: ['spec.preprocessing.resizeMode: Unsupported value: "fill": supported values: "stretch", "center-crop", "letterbox"'],
+        expect: [
+          'spec.preprocessing.resizeMode: Unsupported value: "fill": supported values: "stretch", "center-crop", "letterbox"',
+        ],
       },
       {
         title: 'a zero std',
         spec: { modelUri: 'gs://bucket/model.onnx', preprocessing: { std: [1, 0, 1] } },
-        expect: ['spec.preprocessing.std[1]: Invalid value: 0: spec.preprocessing.std[1] in body should be greater than 0'],
+        expect: [
+          'spec.preprocessing.std[1]: Invalid value: 0: spec.preprocessing.std[1] in body should be greater than 0',
+        ],
       },
       {
         title: 'a padColor out of 0-255',
@@ -222,7 +287,9 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
       {
         title: 'a CPU request above the limit',
         spec: { modelUri: 'gs://bucket/model.onnx', resources: { requests: { cpu: '3' }, limits: { cpu: '2500m' } } },
-        expect: ['spec.resources.requests.cpu: Invalid value: resources.requests.cpu (3) must be less than or equal to resources.limits.cpu (2500m)'],
+        expect: [
+          'spec.resources.requests.cpu: Invalid value: resources.requests.cpu (3) must be less than or equal to resources.limits.cpu (2500m)',
+        ],
       },
       {
         title: 'a memory limit below the default request',
@@ -234,8 +301,16 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         spec: { modelUri: 'gs://bucket/model.onnx', resources: { requests: { memory: '1GB' } } },
         expect: ['spec.resources.requests.memory in body should match'],
       },
-      { title: 'a service port of 0', spec: { modelUri: 'gs://bucket/model.onnx', service: { port: 0 } }, expect: ['spec.service.port'] },
-      { title: 'a batch size of 0', spec: { modelUri: 'gs://bucket/model.onnx', batching: { maxBatchSize: 0 } }, expect: ['spec.batching.maxBatchSize'] },
+      {
+        title: 'a service port of 0',
+        spec: { modelUri: 'gs://bucket/model.onnx', service: { port: 0 } },
+        expect: ['spec.service.port'],
+      },
+      {
+        title: 'a batch size of 0',
+        spec: { modelUri: 'gs://bucket/model.onnx', batching: { maxBatchSize: 0 } },
+        expect: ['spec.batching.maxBatchSize'],
+      },
       {
         title: 'sessions 0',
         spec: { modelUri: 'gs://bucket/model.onnx', sessions: 0 },
@@ -246,23 +321,37 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         spec: { modelUri: 'gs://bucket/model.onnx', sessions: 17 },
         expect: ['spec.sessions: Invalid value: 17: spec.sessions in body should be less than or equal to 16'],
       },
-      { title: 'a fractional sessions', spec: { modelUri: 'gs://bucket/model.onnx', sessions: 1.5 }, expect: ['spec.sessions'] },
+      {
+        title: 'a fractional sessions',
+        spec: { modelUri: 'gs://bucket/model.onnx', sessions: 1.5 },
+        expect: ['spec.sessions'],
+      },
       {
         title: 'admission maxInFlight 0',
         spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxInFlight: 0 } },
-        expect: ['spec.admission.maxInFlight: Invalid value: 0: spec.admission.maxInFlight in body should be greater than or equal to 1'],
+        expect: [
+          'spec.admission.maxInFlight: Invalid value: 0: spec.admission.maxInFlight in body should be greater than or equal to 1',
+        ],
       },
       {
         title: 'admission maxQueueMs -1',
         spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxQueueMs: -1 } },
-        expect: ['spec.admission.maxQueueMs: Invalid value: -1: spec.admission.maxQueueMs in body should be greater than or equal to 0'],
+        expect: [
+          'spec.admission.maxQueueMs: Invalid value: -1: spec.admission.maxQueueMs in body should be greater than or equal to 0',
+        ],
       },
       {
         title: 'admission maxQueueMs 600001',
         spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxQueueMs: 600001 } },
-        expect: ['spec.admission.maxQueueMs: Invalid value: 600001: spec.admission.maxQueueMs in body should be less than or equal to 600000'],
+        expect: [
+          'spec.admission.maxQueueMs: Invalid value: 600001: spec.admission.maxQueueMs in body should be less than or equal to 600000',
+        ],
       },
-      { title: 'a fractional admission maxInFlight', spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxInFlight: 2.5 } }, expect: ['spec.admission.maxInFlight'] },
+      {
+        title: 'a fractional admission maxInFlight',
+        spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxInFlight: 2.5 } },
+        expect: ['spec.admission.maxInFlight'],
+      },
       {
         title: 'a PDB minAvailable that is neither a number nor a percentage',
         spec: { modelUri: 'gs://bucket/model.onnx', podDisruptionBudget: { minAvailable: 'half' } },
@@ -296,7 +385,9 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
     }
 
     it('a name that cannot name a Service', async () => {
-      const r = await cp.kubectl(['apply', '-n', ns, '-f', '-'], { input: manifest('1-model', { modelUri: 'gs://bucket/model.onnx' }) });
+      const r = await cp.kubectl(['apply', '-n', ns, '-f', '-'], {
+        input: manifest('1-model', { modelUri: 'gs://bucket/model.onnx' }),
+      });
       expect(r.code, show(r)).to.not.equal(0);
       expect(r.stderr).to.contain('metadata.name must be a DNS-1035 label');
     });
@@ -312,19 +403,43 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
     for (const resource of ['onnxmodels', 'om', 'onnxmodel.serving.onnxoperator.dev']) {
       const out = await kubectlOk(['get', resource, '-n', ns]);
       const [header, ...rows] = out.trimEnd().split('\n');
-      expect(header!.trim().split(/\s+/), resource).to.deep.equal(['NAME', 'MODEL', 'DESIRED', 'READY', 'STATUS', 'ADDRESS', 'AGE']);
+      expect(header!.trim().split(/\s+/), resource).to.deep.equal([
+        'NAME',
+        'MODEL',
+        'DESIRED',
+        'READY',
+        'STATUS',
+        'ADDRESS',
+        'AGE',
+      ]);
       const minimal = rows.find((r) => r.startsWith('minimal '));
       expect(minimal, out).to.match(/^minimal\s+gs:\/\/your-bucket\/models\/classifier\.onnx\s+1\s+\S+$/);
     }
     const wide = await kubectlOk(['get', 'om', '-n', ns, '-o', 'wide']);
-    expect(wide.split('\n')[0]!.trim().split(/\s+/)).to.deep.equal(['NAME', 'MODEL', 'DESIRED', 'READY', 'STATUS', 'ADDRESS', 'URL', 'AGE']);
+    expect(wide.split('\n')[0]!.trim().split(/\s+/)).to.deep.equal([
+      'NAME',
+      'MODEL',
+      'DESIRED',
+      'READY',
+      'STATUS',
+      'ADDRESS',
+      'URL',
+      'AGE',
+    ]);
     // The categories put models in `kubectl get ml` and `kubectl get all`.
-    expect(await kubectlOk(['get', 'ml', '-n', ns, '-o', 'name'])).to.contain('onnxmodel.serving.onnxoperator.dev/minimal');
-    expect(await kubectlOk(['get', 'all', '-n', ns, '-o', 'name'])).to.contain('onnxmodel.serving.onnxoperator.dev/minimal');
+    expect(await kubectlOk(['get', 'ml', '-n', ns, '-o', 'name'])).to.contain(
+      'onnxmodel.serving.onnxoperator.dev/minimal',
+    );
+    expect(await kubectlOk(['get', 'all', '-n', ns, '-o', 'name'])).to.contain(
+      'onnxmodel.serving.onnxoperator.dev/minimal',
+    );
   });
 
   it('shows Ready and Address from status in the columns', async () => {
-    await kubectlOk(['apply', '-n', ns, '-f', '-'], manifest('columns', { modelUri: 'gs://bucket/model.onnx', replicas: 2 }));
+    await kubectlOk(
+      ['apply', '-n', ns, '-f', '-'],
+      manifest('columns', { modelUri: 'gs://bucket/model.onnx', replicas: 2 }),
+    );
     const status = {
       status: {
         observedGeneration: 1,
@@ -333,14 +448,55 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         selector: `${GROUP}/model=columns`,
         address: '203.0.113.7',
         url: 'http://203.0.113.7/predict/image',
-        conditions: [{ type: 'Ready', status: 'True', reason: 'ModelServed', message: '', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }],
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'ModelServed',
+            message: '',
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+            observedGeneration: 1,
+          },
+        ],
       },
     };
-    await kubectlOk(['patch', 'onnxmodel', 'columns', '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
+    await kubectlOk([
+      'patch',
+      'onnxmodel',
+      'columns',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify(status),
+    ]);
     const out = await kubectlOk(['get', 'om', 'columns', '-n', ns, '--no-headers']);
-    expect(out.trim().split(/\s+/).slice(0, 6)).to.deep.equal(['columns', 'gs://bucket/model.onnx', '2', '2', 'True', '203.0.113.7']);
-    const bad = await cp.kubectl(['patch', 'onnxmodel', 'columns', '-n', ns, '--subresource=status', '--type=merge', '-p',
-      JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'Maybe', reason: 'X', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] } })]);
+    expect(out.trim().split(/\s+/).slice(0, 6)).to.deep.equal([
+      'columns',
+      'gs://bucket/model.onnx',
+      '2',
+      '2',
+      'True',
+      '203.0.113.7',
+    ]);
+    const bad = await cp.kubectl([
+      'patch',
+      'onnxmodel',
+      'columns',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          conditions: [
+            { type: 'Ready', status: 'Maybe', reason: 'X', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' },
+          ],
+        },
+      }),
+    ]);
     expect(bad.code, show(bad)).to.not.equal(0);
     expect(bad.stderr).to.contain('Unsupported value: "Maybe"');
   });
@@ -350,7 +506,9 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
     await kubectlOk(['scale', 'onnxmodel/scaled', '-n', ns, '--replicas=3']);
     const replicas = await kubectlOk(['get', 'onnxmodel', 'scaled', '-n', ns, '-o', 'jsonpath={.spec.replicas}']);
     expect(replicas).to.equal('3');
-    const scale = JSON.parse(await kubectlOk(['get', '--raw', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/scaled/scale`])) as { kind: string; spec: { replicas: number } };
+    const scale = JSON.parse(
+      await kubectlOk(['get', '--raw', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/scaled/scale`]),
+    ) as { kind: string; spec: { replicas: number } };
     expect(scale).to.deep.include({ kind: 'Scale', spec: { replicas: 3 } });
   });
 

@@ -26,7 +26,7 @@ const model = (spec: Partial<OnnxModel['spec']> = {}): OnnxModel => ({
     admission: { maxInFlight: 32, maxQueueMs: 0 },
     preprocessing: { inputSize: '320x240', resizeMode: 'letterbox', mean: [1, 2, 3] },
     ...spec,
-  } as OnnxModel['spec'],
+  },
 });
 
 describe('the server environment contract (crds/server-env.ts)', () => {
@@ -41,7 +41,15 @@ describe('the server environment contract (crds/server-env.ts)', () => {
     const env = serverEnv(model());
     for (const { name } of env) expect(names.has(name), `${name} is not in crds/server-env.ts`).to.equal(true);
     const config = loadConfig(Object.fromEntries(env.map((e) => [e.name, e.value])), 2);
-    expect(config).to.include({ modelUri: 'gs://b/resnet.onnx', modelName: 'resnet', maxBatchSize: 4, maxQueueDelayMs: 2, sessions: 2, maxInFlight: 32, maxQueueMs: 0 });
+    expect(config).to.include({
+      modelUri: 'gs://b/resnet.onnx',
+      modelName: 'resnet',
+      maxBatchSize: 4,
+      maxQueueDelayMs: 2,
+      sessions: 2,
+      maxInFlight: 32,
+      maxQueueMs: 0,
+    });
     expect(config.inputSize).to.deep.equal({ width: 320, height: 240 });
     expect(config.preprocessing).to.include({ resizeMode: 'letterbox', normalization: 'custom' });
     const container = desiredObjects(model(), { serverImage: 'img' }).deployment.spec!.template.spec!.containers[0]!;
@@ -54,7 +62,19 @@ describe('the server environment contract (crds/server-env.ts)', () => {
     for (const key of Object.keys(SERVER_ENV) as ServerEnvKey[]) {
       const fallback = SERVER_ENV[key].read({}, ctx);
       // Left to the server (documented as such): the bundled model, its name, the emulator.
-      if (fallback === undefined && ['modelUri', 'modelName', 'storageEmulatorHost', 'labelsUri', 'inputSize', 'outputName', 'maxInFlight'].includes(key)) continue;
+      if (
+        fallback === undefined &&
+        [
+          'modelUri',
+          'modelName',
+          'storageEmulatorHost',
+          'labelsUri',
+          'inputSize',
+          'outputName',
+          'maxInFlight',
+        ].includes(key)
+      )
+        continue;
       expect(config[key], key).to.deep.equal(fallback);
     }
     expect(loadConfig({}, 4).threads).to.equal(4);
@@ -63,9 +83,20 @@ describe('the server environment contract (crds/server-env.ts)', () => {
 
   it('writes what it reads: every value written for a variable reads back the same', () => {
     const ctx = { cpus: 2, sessions: 1 };
-    const samples: Partial<Record<ServerEnvKey, unknown>> = { port: 9000, maxQueueMs: 'auto', maxQueueBytes: 2 ** 21, maxInFlight: 7, inputSize: { width: 320, height: 240 }, logLevel: 'debug' };
+    const samples: Partial<Record<ServerEnvKey, unknown>> = {
+      port: 9000,
+      maxQueueMs: 'auto',
+      maxQueueBytes: 2 ** 21,
+      maxInFlight: 7,
+      inputSize: { width: 320, height: 240 },
+      logLevel: 'debug',
+    };
     for (const [key, value] of Object.entries(samples) as [ServerEnvKey, unknown][]) {
-      const v = SERVER_ENV[key] as unknown as { name: string; read(env: object, c: typeof ctx): unknown; write(x: unknown): string };
+      const v = SERVER_ENV[key] as unknown as {
+        name: string;
+        read(env: object, c: typeof ctx): unknown;
+        write(x: unknown): string;
+      };
       expect(v.read({ [v.name]: v.write(value) }, ctx), key).to.deep.equal(value);
     }
   });

@@ -63,6 +63,9 @@ export class UploadTimeout extends ServingError {}
 export class ClientGone extends ServingError {}
 
 export const badRequest = (message: string) => new InvalidRequest(message);
+
+/** What a catch clause caught, as an Error (a rejection must carry one). */
+export const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 export const invalidImage = (message: string) => new InvalidImage(message);
 export const tooLarge = (message: string) => new TooLarge(message);
 export const unsupportedMedia = (message: string) => new UnsupportedMedia(message);

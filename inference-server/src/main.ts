@@ -10,7 +10,8 @@ import { startServer } from './server.js';
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function curlLine(config: ServerConfig, url: string): string {
-  const image = config.modelUri === DEFAULT_MODEL_PATH ? relative(process.cwd(), DEFAULT_SAMPLE_IMAGE) : 'YOUR_IMAGE.jpg';
+  const image =
+    config.modelUri === DEFAULT_MODEL_PATH ? relative(process.cwd(), DEFAULT_SAMPLE_IMAGE) : 'YOUR_IMAGE.jpg';
   return `curl -F image_file=@${image} ${url.replace('127.0.0.1', 'localhost')}/predict/image`;
 }
 
@@ -47,7 +48,10 @@ async function main(): Promise<void> {
   } catch (err) {
     // Exiting lets Kubernetes restart the pod with back-off (and retry the download), visibly.
     const message = `model failed to load: ${(err as Error).message}`;
-    logger.fatal({ err: { message: (err as Error).message }, modelUri: config.modelUri.replace(/\?.*$/, '?…') }, message);
+    logger.fatal(
+      { err: { message: (err as Error).message }, modelUri: config.modelUri.replace(/\?.*$/, '?…') },
+      message,
+    );
     writeTerminationMessage(message);
     await running.shutdown('model failed to load');
     process.exit(EXIT_CODE.modelLoadFailed);

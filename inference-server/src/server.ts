@@ -48,7 +48,7 @@ async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSign
     try {
       labels = parseLabels(await readFile(labelsFile.path, 'utf8'));
     } catch (err) {
-      throw new Error(`${labelsFile.source}: ${(err as Error).message}`);
+      throw new Error(`${labelsFile.source}: ${(err as Error).message}`, { cause: err });
     }
   }
   return Classifier.load(model.path, {
@@ -102,7 +102,11 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
     refusalsPerSecond: config.refusalsPerSecond,
   });
   const server = createServer(
-    { requestTimeout: config.requestTimeoutMs, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, config.requestTimeoutMs), connectionsCheckingInterval: 1000 },
+    {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, config.requestTimeoutMs),
+      connectionsCheckingInterval: 1000,
+    },
     gate.listener,
   );
   answerProtocolErrors(server);
@@ -124,7 +128,10 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   const modelReady = (async () => {
     const model = await loadModel(config, logger, abort.signal);
     // The bound is sized once the weights are in memory: what is left of the pod's limit is what requests may hold.
-    const maxQueueBytes = config.maxQueueBytes === 'auto' ? autoQueueBytes(effectiveMemory(), process.memoryUsage.rss()) : config.maxQueueBytes;
+    const maxQueueBytes =
+      config.maxQueueBytes === 'auto'
+        ? autoQueueBytes(effectiveMemory(), process.memoryUsage.rss())
+        : config.maxQueueBytes;
     await live.attach(model, maxQueueBytes);
     const seconds = (performance.now() - started) / 1000;
     metrics.modelLoadSeconds.set(seconds);
@@ -145,7 +152,10 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
-      logger.info({ reason, inFlight: gate.inFlight, drainDelayMs: config.drainDelayMs }, 'shutting down: readiness off');
+      logger.info(
+        { reason, inFlight: gate.inFlight, drainDelayMs: config.drainDelayMs },
+        'shutting down: readiness off',
+      );
       live.draining = true;
       abort.abort(new Error(`shutting down (${reason})`));
       if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, config.drainDelayMs));
@@ -166,7 +176,10 @@ export async function startServer(config: ServerConfig, logger: Logger, info: Se
       let unanswered = 0;
       if (timedOut) {
         unanswered = gate.inFlight;
-        logger.warn({ inFlight: unanswered, graceMs: config.shutdownGraceMs }, 'grace period over: closing remaining connections');
+        logger.warn(
+          { inFlight: unanswered, graceMs: config.shutdownGraceMs },
+          'grace period over: closing remaining connections',
+        );
         server.closeAllConnections();
       }
       await Promise.all([live.close(), v2Decoder.close()]);

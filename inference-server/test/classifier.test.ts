@@ -11,7 +11,9 @@ import { BLUE, GREEN, RED, halves } from './helpers/images.js';
 
 /** A real model on real sessions behind the scheduler: each image's top label. */
 async function labels(classifier: Classifier, scheduler: Scheduler, tops: (typeof RED)[]): Promise<string[]> {
-  const results = await Promise.all(tops.map((top) => scheduler.submitImage(classifier.prepare(halves(32, 32, top, top)))));
+  const results = await Promise.all(
+    tops.map((top) => scheduler.submitImage(classifier.prepare(halves(32, 32, top, top)))),
+  );
   return results.map((r) => classifier.predictions(classifier.probabilities(r.output), 1)[0]!.label);
 }
 
@@ -20,8 +22,24 @@ describe('classifier with a fixed batch size', function () {
 
   it('runs any number of images in calls of the model batch, padding the last, answers in order', async () => {
     const path = join(await mkdtemp(join(tmpdir(), 'fixed-batch-')), 'model.onnx');
-    await writeFile(path, colorClassifier({ layout: 'NHWC', dtype: 'uint8', size: 32, dynamicBatch: false, batchSize: 2, output: 'logits', embedLabels: true, normalization: 'none' }));
-    const { classifier, sessions } = await Classifier.load(path, { preprocessing: { ...DEFAULT_PREPROCESSING }, threads: 1, logger: pino({ level: 'silent' }) });
+    await writeFile(
+      path,
+      colorClassifier({
+        layout: 'NHWC',
+        dtype: 'uint8',
+        size: 32,
+        dynamicBatch: false,
+        batchSize: 2,
+        output: 'logits',
+        embedLabels: true,
+        normalization: 'none',
+      }),
+    );
+    const { classifier, sessions } = await Classifier.load(path, {
+      preprocessing: { ...DEFAULT_PREPROCESSING },
+      threads: 1,
+      logger: pino({ level: 'silent' }),
+    });
     const scheduler = new Scheduler(sessions, classifier.signature, { maxBatchSize: 8, maxQueueDelayMs: 0 });
     try {
       expect(classifier.signature.batch).to.equal(2);
@@ -37,8 +55,24 @@ describe('classifier with several sessions', function () {
 
   it('runs on different sessions at the same time, each answered correctly', async () => {
     const path = join(await mkdtemp(join(tmpdir(), 'sessions-')), 'model.onnx');
-    await writeFile(path, colorClassifier({ layout: 'NHWC', dtype: 'uint8', size: 32, dynamicBatch: true, output: 'logits', embedLabels: true, normalization: 'none' }));
-    const { classifier, sessions } = await Classifier.load(path, { preprocessing: { ...DEFAULT_PREPROCESSING }, threads: 1, sessions: 2, logger: pino({ level: 'silent' }) });
+    await writeFile(
+      path,
+      colorClassifier({
+        layout: 'NHWC',
+        dtype: 'uint8',
+        size: 32,
+        dynamicBatch: true,
+        output: 'logits',
+        embedLabels: true,
+        normalization: 'none',
+      }),
+    );
+    const { classifier, sessions } = await Classifier.load(path, {
+      preprocessing: { ...DEFAULT_PREPROCESSING },
+      threads: 1,
+      sessions: 2,
+      logger: pino({ level: 'silent' }),
+    });
     // Batching off: four images are four calls, two at a time.
     const scheduler = new Scheduler(sessions, classifier.signature, { maxBatchSize: 1, maxQueueDelayMs: 0 });
     try {

@@ -51,9 +51,13 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
       timeoutMs: IMAGE_BUILD_TIMEOUT_MS - 10_000,
       echo: process.env.CONTAINER_TEST_VERBOSE === '1',
     });
-    if (r.code !== 0) throw new Error(`scripts/containers/build-images.sh server failed (exit ${r.code}); last lines:\n${tail(r.stderr, 60)}`);
+    if (r.code !== 0)
+      throw new Error(
+        `scripts/containers/build-images.sh server failed (exit ${r.code}); last lines:\n${tail(r.stderr, 60)}`,
+      );
     const vars = parseExports(r.stdout);
-    if (!vars.CONTAINERS_CONF || !vars.INFERENCE_SERVER_IMAGE) throw new Error(`build-images.sh printed no image:\n${r.stdout}`);
+    if (!vars.CONTAINERS_CONF || !vars.INFERENCE_SERVER_IMAGE)
+      throw new Error(`build-images.sh printed no image:\n${r.stdout}`);
     env = { ...process.env, ...vars };
     image = vars.INFERENCE_SERVER_IMAGE;
   });
@@ -72,10 +76,19 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
     baseUrl = `http://127.0.0.1:${port}`;
     const name = `onnx-server-test-${randomBytes(4).toString('hex')}`;
     await podmanOk([
-      'run', '-d', '--name', name,
-      '--read-only', '--user', '1000', '--tmpfs', '/tmp',
-      '-v', `${cacheDir}:/var/cache/onnx-model`,
-      '-p', `127.0.0.1:${port}:8080`,
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--read-only',
+      '--user',
+      '1000',
+      '--tmpfs',
+      '/tmp',
+      '-v',
+      `${cacheDir}:/var/cache/onnx-model`,
+      '-p',
+      `127.0.0.1:${port}:8080`,
       image,
     ]);
     container = name;
@@ -89,7 +102,8 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
         // not listening yet
       }
       const state = await podman(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', name]);
-      if (!state.stdout.startsWith('running')) throw new Error(`the container stopped (${state.stdout.trim()}) before it was ready:\n${await logs()}`);
+      if (!state.stdout.startsWith('running'))
+        throw new Error(`the container stopped (${state.stdout.trim()}) before it was ready:\n${await logs()}`);
       if (Date.now() > deadline) throw new Error(`not ready after 90 s:\n${await logs()}`);
       await sleep(250);
     }
@@ -103,26 +117,39 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
   });
 
   it('runs as uid/gid 1000 and carries the OCI labels', async () => {
-    const inspect = JSON.parse(await podmanOk(['image', 'inspect', image])) as { Config: { User?: string; Labels?: Record<string, string>; Entrypoint?: string[] } }[];
+    const inspect = JSON.parse(await podmanOk(['image', 'inspect', image])) as {
+      Config: { User?: string; Labels?: Record<string, string>; Entrypoint?: string[] };
+    }[];
     const config = inspect[0]!.Config;
     expect(config.User).to.equal('1000:1000');
-    expect(config.Labels).to.include({ 'org.opencontainers.image.title': 'onnx-inference-server', 'org.opencontainers.image.licenses': 'Apache-2.0' });
-    expect(config.Labels?.['org.opencontainers.image.description']).to.be.a('string').and.not.empty;
+    expect(config.Labels).to.include({
+      'org.opencontainers.image.title': 'onnx-inference-server',
+      'org.opencontainers.image.licenses': 'Apache-2.0',
+    });
+    expect(config.Labels?.['org.opencontainers.image.description']).to.be.a('string').with.length.greaterThan(0);
     expect(config.Entrypoint).to.deep.equal(['node', 'dist/inference-server/src/main.js']);
     // And the running process really is uid 1000, as PID 1.
     expect(await podmanOk(['exec', container!, 'id', '-u'])).to.equal('1000');
-    expect(await podmanOk(['exec', container!, 'cat', '/proc/1/cmdline'])).to.match(/^node\0dist\/inference-server\/src\/main\.js/);
+    expect(await podmanOk(['exec', container!, 'cat', '/proc/1/cmdline'])).to.match(
+      /^node\0dist\/inference-server\/src\/main\.js/,
+    );
   });
 
   it('allocates with jemalloc (glibc malloc kept large refused bodies resident)', async () => {
     const maps = await podmanOk(['exec', container!, 'cat', '/proc/1/maps']);
     expect(maps).to.match(/libjemalloc\.so\.2/);
-    expect(await podmanOk(['exec', container!, 'sh', '-c', 'tr "\\0" "\\n" </proc/1/environ | grep ^MALLOC_CONF='])).to.match(/background_thread:true/);
+    expect(
+      await podmanOk(['exec', container!, 'sh', '-c', 'tr "\\0" "\\n" </proc/1/environ | grep ^MALLOC_CONF=']),
+    ).to.match(/background_thread:true/);
   });
 
   it('classifies a real photo with the built-in pretrained model (a cat)', async () => {
     const photo = await readFile(DEFAULT_SAMPLE_IMAGE);
-    const res = await postForm(`${baseUrl}/predict/image`, { image_file: photo }, { filename: 'chelsea.jpg', type: 'image/jpeg' });
+    const res = await postForm(
+      `${baseUrl}/predict/image`,
+      { image_file: photo },
+      { filename: 'chelsea.jpg', type: 'image/jpeg' },
+    );
     expect(res.status, JSON.stringify(res.body)).to.equal(200);
     const body = res.body as { Label: string; Score: string };
     expect(['tabby', 'tiger cat', 'Egyptian cat']).to.include(body.Label);
@@ -133,7 +160,13 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
     const root = await podman(['exec', container!, 'sh', '-c', 'touch /app/x']);
     expect(root.code, 'writing under /app should fail').to.not.equal(0);
     expect(root.stderr).to.match(/Read-only file system/);
-    await podmanOk(['exec', container!, 'sh', '-c', 'touch /var/cache/onnx-model/probe /tmp/probe && rm /var/cache/onnx-model/probe /tmp/probe']);
+    await podmanOk([
+      'exec',
+      container!,
+      'sh',
+      '-c',
+      'touch /var/cache/onnx-model/probe /tmp/probe && rm /var/cache/onnx-model/probe /tmp/probe',
+    ]);
   });
 
   it('exits 0 promptly on SIGTERM: node (PID 1) drains and stops, well inside the grace period', async function () {

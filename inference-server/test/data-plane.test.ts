@@ -12,8 +12,21 @@ import { DataPlane } from '../src/runtime/data-plane.js';
 import { MemoryBudget } from '../src/runtime/memory-budget.js';
 import { BLUE, GREEN, RED, picture } from './helpers/images.js';
 
-const failure = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: unknown) => e as Error);
-const metrics = () => new Metrics({ inFlight: () => 0, queuedImages: () => 0, runningImages: () => 0, admissionLimit: () => Infinity, memoryReserved: () => 0, memoryBound: () => 0, queueBudgetSeconds: () => 0 });
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => new Error('resolved'),
+    (e: unknown) => e as Error,
+  );
+const metrics = () =>
+  new Metrics({
+    inFlight: () => 0,
+    queuedImages: () => 0,
+    runningImages: () => 0,
+    admissionLimit: () => Infinity,
+    memoryReserved: () => 0,
+    memoryBound: () => 0,
+    queueBudgetSeconds: () => 0,
+  });
 
 /** The data plane without HTTP: request → tensor → scheduler → answer, on a real 32×32 colour model. */
 describe('data plane', function () {
@@ -23,12 +36,27 @@ describe('data plane', function () {
 
   before(async () => {
     modelPath = join(await mkdtemp(join(tmpdir(), 'data-plane-')), 'model.onnx');
-    await writeFile(modelPath, colorClassifier({ layout: 'NCHW', dtype: 'float32', size: 32, dynamicBatch: true, output: 'logits', embedLabels: true, normalization: 'imagenet' }));
+    await writeFile(
+      modelPath,
+      colorClassifier({
+        layout: 'NCHW',
+        dtype: 'float32',
+        size: 32,
+        dynamicBatch: true,
+        output: 'logits',
+        embedLabels: true,
+        normalization: 'imagenet',
+      }),
+    );
     const config = loadConfig({ MODEL_URI: modelPath }, 2);
     plane = new DataPlane(config, metrics());
     expect(() => plane.requireReady()).to.throw(NotReady, /still loading/);
     expect(() => plane.precheck(1000)).to.throw(NotReady);
-    const loaded = await Classifier.load(modelPath, { preprocessing: config.preprocessing, threads: 1, logger: pino({ level: 'silent' }) });
+    const loaded = await Classifier.load(modelPath, {
+      preprocessing: config.preprocessing,
+      threads: 1,
+      logger: pino({ level: 'silent' }),
+    });
     for (const session of loaded.sessions) {
       const run = session.run.bind(session);
       session.run = (...args) => ((warmUpRuns += 1), run(...args));
@@ -45,7 +73,15 @@ describe('data plane', function () {
 
   const reservation = () => new MemoryBudget(64 * 2 ** 20).tryReserve(0)!;
   const ask = async (image: Buffer, more: Partial<Parameters<DataPlane['predictImage']>[0]> = {}) =>
-    plane.predictImage({ image, resize: true, topK: 1, postProcess: true, deadline: Infinity, reservation: reservation(), ...more });
+    plane.predictImage({
+      image,
+      resize: true,
+      topK: 1,
+      postProcess: true,
+      deadline: Infinity,
+      reservation: reservation(),
+      ...more,
+    });
 
   it('classifies encoded images, batched, each with its own answer', async () => {
     const images = await Promise.all([RED, GREEN, BLUE, RED].map((c) => picture(64, 48, c, c).png().toBuffer()));
@@ -59,11 +95,13 @@ describe('data plane', function () {
 
   it('spends no decode on a client that has already gone', async () => {
     const image = await picture(64, 48, RED, RED).png().toBuffer();
-    const decodesBefore = (await plane.metrics.decodeDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const decodesBefore =
+      (await plane.metrics.decodeDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
     const gone = new AbortController();
     gone.abort();
     expect(await failure(ask(image, { signal: gone.signal }))).to.be.instanceOf(ClientGone);
-    const decodesAfter = (await plane.metrics.decodeDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const decodesAfter =
+      (await plane.metrics.decodeDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
     expect(decodesAfter).to.equal(decodesBefore);
   });
 
@@ -76,10 +114,25 @@ describe('data plane', function () {
   });
 
   it('runs whole preprocessed batches and checks them against the model', async () => {
-    const answer = await plane.inferTensor({ inputName: 'input', data: new Float32Array(2 * 3 * 32 * 32), shape: [2, 3, 32, 32], deadline: Infinity, reservation: reservation() });
+    const answer = await plane.inferTensor({
+      inputName: 'input',
+      data: new Float32Array(2 * 3 * 32 * 32),
+      shape: [2, 3, 32, 32],
+      deadline: Infinity,
+      reservation: reservation(),
+    });
     expect(answer.dims).to.deep.equal([2, 3]);
     expect(answer.scores).to.have.length(6);
-    const wrong = (shape: number[], inputName = 'input') => failure(plane.inferTensor({ inputName, data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, deadline: Infinity, reservation: reservation() }));
+    const wrong = (shape: number[], inputName = 'input') =>
+      failure(
+        plane.inferTensor({
+          inputName,
+          data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+          shape,
+          deadline: Infinity,
+          reservation: reservation(),
+        }),
+      );
     const small = await wrong([1, 3, 16, 16]);
     expect(small).to.be.instanceOf(InvalidRequest);
     expect(small.message).to.match(/must have shape \[1..256, 3, 32, 32\]/);

@@ -22,7 +22,12 @@ import { rawRequest } from './helpers/raw-http.js';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 
 /** Fixed for npm test; FUZZ_SEED=random (npm run fuzz) draws one, printed after the run to replay it. */
-const SEED = process.env.FUZZ_SEED === undefined ? 20261202 : process.env.FUZZ_SEED === 'random' ? Date.now() % 2 ** 31 : Number(process.env.FUZZ_SEED);
+const SEED =
+  process.env.FUZZ_SEED === undefined
+    ? 20261202
+    : process.env.FUZZ_SEED === 'random'
+      ? Date.now() % 2 ** 31
+      : Number(process.env.FUZZ_SEED);
 /** Inputs per family (four families). */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
 const DOCUMENTED = new Set([200, 400, 404, 405, 408, 413, 415, 417, 431, 503]);
@@ -46,9 +51,22 @@ const fraction = fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true });
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('flip' as const), at: fraction, bit: fc.integer({ min: 0, max: 7 }) }),
   fc.record({ kind: fc.constant('truncate' as const), at: fraction }),
-  fc.record({ kind: fc.constant('insert' as const), at: fraction, bytes: fc.uint8Array({ minLength: 1, maxLength: 64 }) }),
-  fc.record({ kind: fc.constant('overwrite' as const), at: fraction, bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
-  fc.record({ kind: fc.constant('repeat' as const), at: fraction, length: fc.integer({ min: 1, max: 64 }), times: fc.integer({ min: 2, max: 200 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fraction,
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 64 }),
+  }),
+  fc.record({
+    kind: fc.constant('overwrite' as const),
+    at: fraction,
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
+  }),
+  fc.record({
+    kind: fc.constant('repeat' as const),
+    at: fraction,
+    length: fc.integer({ min: 1, max: 64 }),
+    times: fc.integer({ min: 2, max: 200 }),
+  }),
 );
 const mutations = fc.array(mutation, { minLength: 1, maxLength: 4 });
 
@@ -59,8 +77,14 @@ function mutate(input: Buffer, ops: Mutation[]): Buffer {
     if (op.kind === 'flip' && b.length > 0) b[at]! ^= 1 << op.bit;
     else if (op.kind === 'truncate') b = b.subarray(0, at);
     else if (op.kind === 'insert') b = Buffer.concat([b.subarray(0, at), op.bytes, b.subarray(at)]);
-    else if (op.kind === 'overwrite') b = Buffer.concat([b.subarray(0, at), op.bytes, b.subarray(Math.min(b.length, at + op.bytes.length))]);
-    else if (op.kind === 'repeat') b = Buffer.concat([b.subarray(0, at), ...Array.from({ length: op.times }, () => b.subarray(at, at + op.length)), b.subarray(at)]);
+    else if (op.kind === 'overwrite')
+      b = Buffer.concat([b.subarray(0, at), op.bytes, b.subarray(Math.min(b.length, at + op.bytes.length))]);
+    else if (op.kind === 'repeat')
+      b = Buffer.concat([
+        b.subarray(0, at),
+        ...Array.from({ length: op.times }, () => b.subarray(at, at + op.length)),
+        b.subarray(at),
+      ]);
   }
   return b;
 }
@@ -73,7 +97,9 @@ interface Answer {
 
 function multipart(image: Buffer, boundary = 'fuzzboundary'): Buffer {
   return Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="with_resize"\r\n\r\nTrue\r\n--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="x"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="with_resize"\r\n\r\nTrue\r\n--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="x"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
     image,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -83,10 +109,19 @@ function multipart(image: Buffer, boundary = 'fuzzboundary'): Buffer {
 async function post(url: string, body: Buffer, contentType: string): Promise<Answer | undefined> {
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType, connection: 'close' }, signal: AbortSignal.timeout(30_000) });
+    res = await fetch(url, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': contentType, connection: 'close' },
+      signal: AbortSignal.timeout(30_000),
+    });
   } catch (err) {
     // A header value fetch will not send, or the server closing a refused upload while we still write.
-    if (err instanceof TypeError && /header|fetch failed/i.test(`${err.message} ${String((err as { cause?: unknown }).cause)}`)) return undefined;
+    if (
+      err instanceof TypeError &&
+      /header|fetch failed/i.test(`${err.message} ${String((err as { cause?: unknown }).cause)}`)
+    )
+      return undefined;
     throw err;
   }
   return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: await res.text() };
@@ -120,7 +155,13 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
 
   before(async () => {
     const models = await testModels();
-    proc = spawnServer({ MODEL_URI: models.colorNchw, LABELS_URI: models.colorLabels, MAX_UPLOAD_BYTES: String(1 << 20), REQUEST_TIMEOUT_MS: '3000', UPLOAD_IDLE_TIMEOUT_MS: '1000' });
+    proc = spawnServer({
+      MODEL_URI: models.colorNchw,
+      LABELS_URI: models.colorLabels,
+      MAX_UPLOAD_BYTES: String(1 << 20),
+      REQUEST_TIMEOUT_MS: '3000',
+      UPLOAD_IDLE_TIMEOUT_MS: '1000',
+    });
     const listening = await proc.waitFor((l) => l.msg === 'listening');
     base = String(listening.url);
     port = Number(new URL(base).port);
@@ -132,7 +173,12 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
     const meta = (await (await fetch(`${base}/v2/models/${modelName}`)).json()) as { inputs: { name: string }[] };
     v2 = { model: modelName, input: meta.inputs[0]!.name };
     for (const f of FORMATS) {
-      images.set(f, await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: 220, g: 30, b: 30 } } }).toFormat(f).toBuffer());
+      images.set(
+        f,
+        await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: 220, g: 30, b: 30 } } })
+          .toFormat(f)
+          .toBuffer(),
+      );
     }
     rssBefore = rssOf(proc.child.pid!);
     // The readiness probe, as the kubelet sends it, throughout.
@@ -151,8 +197,13 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
     await probes;
     if (proc) {
       const rssAfter = rssOf(proc.child.pid!);
-      const statuses = [...seen].sort(([a], [b]) => a - b).map(([k, v]) => `${k}×${v}`).join(' ');
-      process.stderr.write(`      fuzz: seed ${SEED}, ${RUNS} inputs per family; answers ${statuses}; health probe worst ${probeWorstMs.toFixed(0)} ms; RSS ${rssBefore} → ${rssAfter} MiB\n`);
+      const statuses = [...seen]
+        .sort(([a], [b]) => a - b)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(' ');
+      process.stderr.write(
+        `      fuzz: seed ${SEED}, ${RUNS} inputs per family; answers ${statuses}; health probe worst ${probeWorstMs.toFixed(0)} ms; RSS ${rssBefore} → ${rssAfter} MiB\n`,
+      );
       proc.child.kill('SIGTERM');
       await proc.exited;
     }
@@ -167,7 +218,11 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
   it('mutated images of every format, sent as the seed sends them', async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...FORMATS), mutations, async (format, ops) => {
-        const a = await post(`${base}/predict/image`, multipart(mutate(images.get(format)!, ops)), 'multipart/form-data; boundary=fuzzboundary');
+        const a = await post(
+          `${base}/predict/image`,
+          multipart(mutate(images.get(format)!, ops)),
+          'multipart/form-data; boundary=fuzzboundary',
+        );
         if (a) judge(`${format} ${JSON.stringify(ops)}`, a);
       }),
       params(1),
@@ -175,7 +230,15 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
   });
 
   it('mutated multipart bodies and content types', async () => {
-    const types = ['multipart/form-data; boundary=fuzzboundary', 'multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; boundary="fuzz boundary"', 'image/png', 'text/plain', ''];
+    const types = [
+      'multipart/form-data; boundary=fuzzboundary',
+      'multipart/form-data',
+      'multipart/form-data; boundary=',
+      'multipart/form-data; boundary="fuzz boundary"',
+      'image/png',
+      'text/plain',
+      '',
+    ];
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...types), mutations, async (type, ops) => {
         const a = await post(`${base}/predict/image`, mutate(multipart(images.get('png')!), ops), type);
@@ -186,29 +249,76 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
   });
 
   it('mutated KServe v2 requests: JSON bodies and the binary extension', async () => {
-    const valid = { inputs: [{ name: v2.input, shape: [1, 3, 32, 32], datatype: 'FP32', data: Array.from({ length: 3 * 32 * 32 }, () => 0.5) }] };
+    const valid = {
+      inputs: [
+        {
+          name: v2.input,
+          shape: [1, 3, 32, 32],
+          datatype: 'FP32',
+          data: Array.from({ length: 3 * 32 * 32 }, () => 0.5),
+        },
+      ],
+    };
     const jsonText = Buffer.from(JSON.stringify(valid));
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: v2.input, shape: [1, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: 3 * 32 * 32 * 4 } }] }));
-    const binaryBody = Buffer.concat([header, Buffer.alloc(3 * 32 * 32 * 4)]);
-    const generated = fc.record({
-      inputs: fc.array(
-        fc.record({ name: fc.oneof(fc.constant(v2.input), fc.string()), shape: fc.array(fc.oneof(fc.integer({ min: -2, max: 70_000 }), fc.double()), { maxLength: 6 }), datatype: fc.constantFrom('FP32', 'UINT8', 'INT64', 'BYTES', ''), data: fc.jsonValue() }, { requiredKeys: [] }),
-        { maxLength: 3 },
-      ),
-    }, { requiredKeys: [] });
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.constant('mutated-json'), fc.constant('mutated-binary'), fc.constant('generated')), mutations, generated, async (kind, ops, request) => {
-        const url = `${base}/v2/models/${v2.model}/infer`;
-        let a: Answer | undefined;
-        if (kind === 'generated') a = await post(url, Buffer.from(JSON.stringify(request)), 'application/json');
-        else if (kind === 'mutated-json') a = await post(url, mutate(jsonText, ops), 'application/json');
-        else {
-          const res = await fetch(url, { method: 'POST', body: mutate(binaryBody, ops), headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length), connection: 'close' } });
-          a = { status: res.status, contentType: res.headers.get('content-type') ?? '', body: await res.text() };
-        }
-        // A binary answer (the extension) is not JSON; every error is.
-        if (a) judge(`v2 ${kind} ${JSON.stringify(ops).slice(0, 200)}`, a, { bodyless: a.status === 200 && !a.contentType.startsWith('application/json') });
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          {
+            name: v2.input,
+            shape: [1, 3, 32, 32],
+            datatype: 'FP32',
+            parameters: { binary_data_size: 3 * 32 * 32 * 4 },
+          },
+        ],
       }),
+    );
+    const binaryBody = Buffer.concat([header, Buffer.alloc(3 * 32 * 32 * 4)]);
+    const generated = fc.record(
+      {
+        inputs: fc.array(
+          fc.record(
+            {
+              name: fc.oneof(fc.constant(v2.input), fc.string()),
+              shape: fc.array(fc.oneof(fc.integer({ min: -2, max: 70_000 }), fc.double()), { maxLength: 6 }),
+              datatype: fc.constantFrom('FP32', 'UINT8', 'INT64', 'BYTES', ''),
+              data: fc.jsonValue(),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 3 },
+        ),
+      },
+      { requiredKeys: [] },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.constant('mutated-json'), fc.constant('mutated-binary'), fc.constant('generated')),
+        mutations,
+        generated,
+        async (kind, ops, request) => {
+          const url = `${base}/v2/models/${v2.model}/infer`;
+          let a: Answer | undefined;
+          if (kind === 'generated') a = await post(url, Buffer.from(JSON.stringify(request)), 'application/json');
+          else if (kind === 'mutated-json') a = await post(url, mutate(jsonText, ops), 'application/json');
+          else {
+            const res = await fetch(url, {
+              method: 'POST',
+              body: mutate(binaryBody, ops),
+              headers: {
+                'content-type': 'application/octet-stream',
+                'inference-header-content-length': String(header.length),
+                connection: 'close',
+              },
+            });
+            a = { status: res.status, contentType: res.headers.get('content-type') ?? '', body: await res.text() };
+          }
+          // A binary answer (the extension) is not JSON; every error is.
+          if (a)
+            judge(`v2 ${kind} ${JSON.stringify(ops).slice(0, 200)}`, a, {
+              bodyless: a.status === 200 && !a.contentType.startsWith('application/json'),
+            });
+        },
+      ),
       params(3),
     );
   });
@@ -217,16 +327,25 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
     const image = images.get('jpeg')!;
     const form = multipart(image);
     const requests = [
-      Buffer.concat([Buffer.from(`POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=fuzzboundary\r\nContent-Length: ${form.length}\r\n\r\n`), form]),
+      Buffer.concat([
+        Buffer.from(
+          `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=fuzzboundary\r\nContent-Length: ${form.length}\r\n\r\n`,
+        ),
+        form,
+      ]),
       Buffer.from('GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n'),
-      Buffer.from(`POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n${image.length.toString(16)}\r\n`),
+      Buffer.from(
+        `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n${image.length.toString(16)}\r\n`,
+      ),
     ];
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: requests.length - 1 }), mutations, async (i, ops) => {
         const bytes = mutate(requests[i]!, ops);
         const a = await rawRequest(port, bytes);
         if (!a) return; // closed without a byte: an incomplete request the client gave up on
-        judge(`raw ${JSON.stringify(bytes.toString('latin1').slice(0, 120))}`, a, { bodyless: /^HEAD /.test(bytes.toString('latin1')) });
+        judge(`raw ${JSON.stringify(bytes.toString('latin1').slice(0, 120))}`, a, {
+          bodyless: /^HEAD /.test(bytes.toString('latin1')),
+        });
       }),
       params(4),
     );
@@ -239,7 +358,11 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
   });
 
   it('still answers a valid request correctly', async () => {
-    const a = await post(`${base}/predict/image`, multipart(images.get('png')!), 'multipart/form-data; boundary=fuzzboundary');
+    const a = await post(
+      `${base}/predict/image`,
+      multipart(images.get('png')!),
+      'multipart/form-data; boundary=fuzzboundary',
+    );
     expect(a?.status).to.equal(200);
     expect(JSON.parse(a!.body)).to.deep.include({ Label: 'red' });
   });

@@ -39,14 +39,19 @@ describe('serving a model pulled from GCS (fake-gcs-server on loopback)', functi
   it('downloads, serves, and on restart reuses the verified cache', async () => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'gcs-cache-'));
     const downloads: number[] = [];
-    for (const [round, expectCached] of [[1, false], [2, true]] as const) {
+    for (const [round, expectCached] of [
+      [1, false],
+      [2, true],
+    ] as const) {
       const proc = spawnServer(env(cacheDir));
       try {
         const ready = await proc.waitFor((l) => l.msg === 'model file ready');
         expect(ready.fromCache, `round ${round}`).to.equal(expectCached);
         const { url } = await proc.waitFor((l) => l.msg === 'listening');
         await proc.waitFor((l) => typeof l.curl === 'string');
-        const { body } = await postForm(`${url as string}/predict/image`, { image_file: await picture(64, 64, GREEN, RED).jpeg().toBuffer() });
+        const { body } = await postForm(`${url as string}/predict/image`, {
+          image_file: await picture(64, 64, GREEN, RED).jpeg().toBuffer(),
+        });
         expect(body).to.deep.include({ Label: 'green' });
       } finally {
         proc.child.kill('SIGTERM');
@@ -77,11 +82,16 @@ describe('serving a model pulled from GCS (fake-gcs-server on loopback)', functi
     expect(code).to.equal(EXIT_CODE.modelLoadFailed);
     expect(proc.logs.some((l) => /warmed up; ready/.test(String(l.msg)))).to.equal(false);
     const fatal = proc.logs.find((l) => l.level === 60);
-    expect(fatal?.msg).to.match(/gs:\/\/models\/colors\/(model\.onnx|labels\.txt): checksum mismatch \(crc32c expected .+ got .+\) after 3 attempts/);
+    expect(fatal?.msg).to.match(
+      /gs:\/\/models\/colors\/(model\.onnx|labels\.txt): checksum mismatch \(crc32c expected .+ got .+\) after 3 attempts/,
+    );
   });
 
   it('fails clearly on a missing object', async () => {
-    const proc = spawnServer({ ...env(await mkdtemp(join(tmpdir(), 'gcs-cache-'))), MODEL_URI: 'gs://models/nope.onnx' });
+    const proc = spawnServer({
+      ...env(await mkdtemp(join(tmpdir(), 'gcs-cache-'))),
+      MODEL_URI: 'gs://models/nope.onnx',
+    });
     const { code } = await proc.exited;
     expect(code).to.equal(EXIT_CODE.modelLoadFailed);
     expect(proc.logs.find((l) => l.level === 60)?.msg).to.match(/gs:\/\/models\/nope\.onnx: object not found \(404\)/);

@@ -25,7 +25,13 @@ function rawRequest(url: string, headers: Record<string, string>) {
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as RawAnswer['json'] }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as RawAnswer['json'],
+        }),
+      );
     });
     req.on('error', reject);
   });
@@ -36,8 +42,17 @@ function rawRequest(url: string, headers: Record<string, string>) {
 /** A v2 binary request of `n` ResNet-50 inputs. */
 function v2Batch(n: number): { body: Buffer; headers: Record<string, string> } {
   const data = new Float32Array(n * 3 * 224 * 224).fill(0.1);
-  const json = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: data.byteLength } }] }));
-  return { body: Buffer.concat([json, Buffer.from(data.buffer)]), headers: { 'inference-header-content-length': String(json.length) } };
+  const json = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        { name: 'input', shape: [n, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: data.byteLength } },
+      ],
+    }),
+  );
+  return {
+    body: Buffer.concat([json, Buffer.from(data.buffer)]),
+    headers: { 'inference-header-content-length': String(json.length) },
+  };
 }
 
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -64,7 +79,10 @@ describe('server lifecycle and load', function () {
     const origin: Server = createServer((_req, res) => void gate.then(() => res.end(bytes)));
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const cacheDir = await mkdtemp(join(tmpdir(), 'onnx-cache-'));
-    const server = await startTestServer({ MODEL_URI: `http://127.0.0.1:${(origin.address() as AddressInfo).port}/m.onnx`, MODEL_CACHE_DIR: cacheDir }, { waitReady: false });
+    const server = await startTestServer(
+      { MODEL_URI: `http://127.0.0.1:${(origin.address() as AddressInfo).port}/m.onnx`, MODEL_CACHE_DIR: cacheDir },
+      { waitReady: false },
+    );
     try {
       expect((await fetch(`${server.url}/v2/health/live`)).status).to.equal(200);
       expect((await fetch(`${server.url}/v2/health/ready`)).status).to.equal(503);
@@ -88,9 +106,15 @@ describe('server lifecycle and load', function () {
     const server = await startTestServer({ MODEL_URI: resnet50 });
     try {
       const ready = server.logs.lines.find((l) => l.msg === 'model warmed up; ready')!;
-      expect(ready.maxQueueBytes).to.be.a('number').and.at.least(64 * 2 ** 20);
+      expect(ready.maxQueueBytes)
+        .to.be.a('number')
+        .and.at.least(64 * 2 ** 20);
       expect(ready).to.not.have.property('queueBudgetMs');
-      const results = await Promise.all(Array.from({ length: 48 }, () => postForm(`${server.url}/predict/image`, { image_file: image, with_resize: 'False' })));
+      const results = await Promise.all(
+        Array.from({ length: 48 }, () =>
+          postForm(`${server.url}/predict/image`, { image_file: image, with_resize: 'False' }),
+        ),
+      );
       expect(results.map((r) => r.status)).to.deep.equal(Array(48).fill(200));
       expect(new Set(results.map((r) => JSON.stringify(r.body))).size).to.equal(1);
       const metrics = await scrape(`${server.url}/metrics`);
@@ -107,14 +131,20 @@ describe('server lifecycle and load', function () {
     const { resnet50 } = await testModels();
     // 3 MiB: two 1 MB uploads that stall at 950 kB hold 1.9 MB of it, and a third 1 MB request would not fit with the
     // 0.77 MB its decoded ResNet-50 input takes.
-    const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_BYTES: String(3 * 2 ** 20), UPLOAD_IDLE_TIMEOUT_MS: '1500' });
+    const server = await startTestServer({
+      MODEL_URI: resnet50,
+      MAX_QUEUE_BYTES: String(3 * 2 ** 20),
+      UPLOAD_IDLE_TIMEOUT_MS: '1500',
+    });
     try {
       const stalled = [0, 1].map(() => {
         const upload = rawRequest(server.url, { 'content-type': 'image/jpeg', 'content-length': String(1_000_000) });
         upload.req.write(Buffer.alloc(950_000, 1));
         return upload;
       });
-      await waitUntil(async () => ((await scrape(`${server.url}/metrics`)).get('memory_reserved_bytes') ?? 0) >= 1_900_000);
+      await waitUntil(
+        async () => ((await scrape(`${server.url}/metrics`)).get('memory_reserved_bytes') ?? 0) >= 1_900_000,
+      );
       // Headers only: its body is never sent, so a 503 proves the refusal came before reading it.
       const refused = rawRequest(server.url, { 'content-type': 'image/jpeg', 'content-length': String(1_000_000) });
       const answer = await refused.response;
@@ -148,10 +178,15 @@ describe('server lifecycle and load', function () {
       for (let i = 0; i < 16; i++) {
         const upload = rawRequest(server.url, { 'content-type': 'image/jpeg', 'content-length': String(image.length) });
         const timer = setInterval(() => upload.req.write(Buffer.of(0xff)), 200);
-        trickles.push({ stop: () => clearInterval(timer), response: upload.response.finally(() => clearInterval(timer)) });
+        trickles.push({
+          stop: () => clearInterval(timer),
+          response: upload.response.finally(() => clearInterval(timer)),
+        });
       }
       await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('http_requests_in_flight') === 16);
-      const normal = await Promise.all(Array.from({ length: 4 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      const normal = await Promise.all(
+        Array.from({ length: 4 }, () => postForm(`${server.url}/predict/image`, { image_file: image })),
+      );
       expect(normal.map((r) => r.status)).to.deep.equal([200, 200, 200, 200]);
       for (const { response } of trickles) {
         const cut = await response;
@@ -170,7 +205,9 @@ describe('server lifecycle and load', function () {
     const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_MS: '1' });
     try {
       expect((await scrape(`${server.url}/metrics`)).get('admission_limit')).to.equal(2);
-      const results = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })),
+      );
       const statuses = results.map((r) => r.status).sort();
       expect(statuses.filter((s) => s === 200).length).to.be.within(2, 7);
       expect(statuses.every((s) => s === 200 || s === 503)).to.equal(true);
@@ -178,7 +215,9 @@ describe('server lifecycle and load', function () {
       expect(refused.length).to.be.greaterThan(0);
       for (const r of refused) {
         expect(r.headers.get('retry-after')).to.equal('1');
-        expect((r.body as { error: string }).error).to.match(/the most that can start within the 1 ms queue budget \(MAX_QUEUE_MS\) is 2/);
+        expect((r.body as { error: string }).error).to.match(
+          /the most that can start within the 1 ms queue budget \(MAX_QUEUE_MS\) is 2/,
+        );
       }
       const metrics = await scrape(`${server.url}/metrics`);
       expect(metrics.get('requests_rejected_total{reason="queue_budget"}')).to.equal(refused.length);
@@ -186,7 +225,9 @@ describe('server lifecycle and load', function () {
       const summaries = server.logs.lines.filter((l) => l.msg === 'shedding load: requests refused with 503');
       expect(summaries).to.have.length(1);
       expect(server.logs.lines.filter((l) => l.msg === 'request' && l.status === 503)).to.have.length(0);
-      expect(server.logs.lines.filter((l) => l.msg === 'request' && l.status === 200)).to.have.length(8 - refused.length);
+      expect(server.logs.lines.filter((l) => l.msg === 'request' && l.status === 200)).to.have.length(
+        8 - refused.length,
+      );
     } finally {
       await server.stop();
     }
@@ -212,7 +253,11 @@ describe('server lifecycle and load', function () {
     const server = await startTestServer({ MODEL_URI: resnet50, MAX_IN_FLIGHT: '4' });
     try {
       const batch = v2Batch(6);
-      const big = fetch(`${server.url}/v2/models/resnet50/infer`, { method: 'POST', body: batch.body, headers: batch.headers });
+      const big = fetch(`${server.url}/v2/models/resnet50/infer`, {
+        method: 'POST',
+        body: batch.body,
+        headers: batch.headers,
+      });
       await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('inference_running_images') === 6);
       const refused = await postForm(`${server.url}/predict/image`, { image_file: image });
       expect(refused.status).to.equal(503);
@@ -231,11 +276,20 @@ describe('server lifecycle and load', function () {
     const server = await startTestServer({ MODEL_URI: resnet50 });
     try {
       const batch = v2Batch(16);
-      const big = fetch(`${server.url}/v2/models/resnet50/infer`, { method: 'POST', body: batch.body, headers: batch.headers });
+      const big = fetch(`${server.url}/v2/models/resnet50/infer`, {
+        method: 'POST',
+        body: batch.body,
+        headers: batch.headers,
+      });
       await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('inference_running_images') === 16);
       const gone = Array.from({ length: 4 }, () => {
         const controller = new AbortController();
-        const sent = fetch(`${server.url}/predict/image`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg' }, signal: controller.signal }).catch(() => 'aborted');
+        const sent = fetch(`${server.url}/predict/image`, {
+          method: 'POST',
+          body: image,
+          headers: { 'content-type': 'image/jpeg' },
+          signal: controller.signal,
+        }).catch(() => 'aborted');
         return { controller, sent };
       });
       await waitUntil(async () => (await scrape(`${server.url}/metrics`)).get('inference_queue_depth') === 4);
@@ -253,11 +307,18 @@ describe('server lifecycle and load', function () {
 
   it('runs SESSIONS sessions side by side, each answering correctly', async () => {
     const { resnet50 } = await testModels();
-    const server = await startTestServer({ MODEL_URI: resnet50, SESSIONS: '2', MAX_BATCH_SIZE: '1', MAX_QUEUE_MS: '0' });
+    const server = await startTestServer({
+      MODEL_URI: resnet50,
+      SESSIONS: '2',
+      MAX_BATCH_SIZE: '1',
+      MAX_QUEUE_MS: '0',
+    });
     try {
       const loaded = server.logs.lines.find((l) => l.msg === 'model loaded')!;
       expect(loaded).to.include({ sessions: 2 });
-      const results = await Promise.all(Array.from({ length: 6 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      const results = await Promise.all(
+        Array.from({ length: 6 }, () => postForm(`${server.url}/predict/image`, { image_file: image })),
+      );
       expect(results.map((r) => r.status)).to.deep.equal(Array(6).fill(200));
       expect(new Set(results.map((r) => JSON.stringify(r.body))).size).to.equal(1);
       const metrics = await (await fetch(`${server.url}/metrics`)).text();
@@ -270,9 +331,16 @@ describe('server lifecycle and load', function () {
   it('batches concurrent requests into one session.run for a dynamic-batch model', async () => {
     const { resnet50 } = await testModels();
     // The queue budget off, or it would refuse most of eight at once from a 2-CPU ResNet-50.
-    const server = await startTestServer({ MODEL_URI: resnet50, MAX_BATCH_SIZE: '8', MAX_QUEUE_DELAY_MS: '100', MAX_QUEUE_MS: '0' });
+    const server = await startTestServer({
+      MODEL_URI: resnet50,
+      MAX_BATCH_SIZE: '8',
+      MAX_QUEUE_DELAY_MS: '100',
+      MAX_QUEUE_MS: '0',
+    });
     try {
-      const results = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })));
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () => postForm(`${server.url}/predict/image`, { image_file: image })),
+      );
       expect(results.map((r) => r.status)).to.deep.equal(Array(8).fill(200));
       // Every answer is the same image's: batching must not mix rows up.
       expect(new Set(results.map((r) => JSON.stringify(r.body))).size).to.equal(1);
@@ -293,11 +361,28 @@ describe('server lifecycle and load', function () {
       // A batch of 16 ResNet-50 images takes hundreds of milliseconds in session.run; a health
       // check sent after it starts must not wait for it, as it would if inference ran on the loop.
       const batch = new Float32Array(16 * 3 * 224 * 224).fill(0.1);
-      const json = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [16, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: batch.byteLength } }] }));
+      const json = Buffer.from(
+        JSON.stringify({
+          inputs: [
+            {
+              name: 'input',
+              shape: [16, 3, 224, 224],
+              datatype: 'FP32',
+              parameters: { binary_data_size: batch.byteLength },
+            },
+          ],
+        }),
+      );
       const order: string[] = [];
-      const infer = fetch(`${server.url}/v2/models/resnet50/infer`, { method: 'POST', body: Buffer.concat([json, Buffer.from(batch.buffer)]), headers: { 'inference-header-content-length': String(json.length) } })
-        .then((r) => order.push(`infer:${r.status}`));
-      await waitUntil(async () => /inference_queue_depth 0/.test(await (await fetch(`${server.url}/metrics`)).text()) && server.inFlight === 1);
+      const infer = fetch(`${server.url}/v2/models/resnet50/infer`, {
+        method: 'POST',
+        body: Buffer.concat([json, Buffer.from(batch.buffer)]),
+        headers: { 'inference-header-content-length': String(json.length) },
+      }).then((r) => order.push(`infer:${r.status}`));
+      await waitUntil(
+        async () =>
+          /inference_queue_depth 0/.test(await (await fetch(`${server.url}/metrics`)).text()) && server.inFlight === 1,
+      );
       await fetch(`${server.url}/v2/health/live`).then((r) => order.push(`live:${r.status}`));
       await infer;
       expect(order).to.deep.equal(['live:200', 'infer:200']);
@@ -308,7 +393,12 @@ describe('server lifecycle and load', function () {
 
   it('on SIGTERM turns readiness off, finishes in-flight requests, refuses new connections and exits 0', async () => {
     const { resnet50 } = await testModels();
-    const proc = spawnServer({ MODEL_URI: resnet50, DRAIN_DELAY_MS: '300', SHUTDOWN_GRACE_MS: '20000', MAX_QUEUE_MS: '0' });
+    const proc = spawnServer({
+      MODEL_URI: resnet50,
+      DRAIN_DELAY_MS: '300',
+      SHUTDOWN_GRACE_MS: '20000',
+      MAX_QUEUE_MS: '0',
+    });
     try {
       const listening = await proc.waitFor((l) => l.msg === 'listening');
       const url = listening.url as string;
@@ -322,7 +412,10 @@ describe('server lifecycle and load', function () {
       expect(results.map((r) => r.status)).to.deep.equal([200, 200, 200, 200]);
       const { code } = await proc.exited;
       expect(code).to.equal(0);
-      const after = await fetch(`${url}/v2/health/live`).then(() => 'connected', (err: Error) => (err.cause as { code?: string })?.code ?? err.message);
+      const after = await fetch(`${url}/v2/health/live`).then(
+        () => 'connected',
+        (err: Error) => (err.cause as { code?: string })?.code ?? err.message,
+      );
       expect(after).to.equal('ECONNREFUSED');
       expect(proc.logs.some((l) => l.msg === 'stopped')).to.equal(true);
     } finally {
@@ -334,7 +427,10 @@ describe('server lifecycle and load', function () {
     const dir = await mkdtemp(join(tmpdir(), 'bad-model-'));
     const notOnnx = join(dir, 'model.onnx');
     await writeFile(notOnnx, 'this is not a protobuf');
-    for (const [uri, cause] of [[join(dir, 'missing.onnx'), /missing\.onnx.*(no such file|not found|ENOENT)/i], [notOnnx, /not an ONNX model|protobuf|parse/i]] as const) {
+    for (const [uri, cause] of [
+      [join(dir, 'missing.onnx'), /missing\.onnx.*(no such file|not found|ENOENT)/i],
+      [notOnnx, /not an ONNX model|protobuf|parse/i],
+    ] as const) {
       const proc = spawnServer({ MODEL_URI: uri });
       const { code } = await proc.exited;
       expect(code).to.equal(EXIT_CODE.modelLoadFailed);

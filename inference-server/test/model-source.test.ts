@@ -78,14 +78,19 @@ describe('model-source/uri', () => {
     if (h.kind === 'http') expect(h.url.toString()).to.equal('https://example.com/m/model.onnx?x=1');
     expect(parseModelUri('http://127.0.0.1:8080/m.onnx').kind).to.equal('http');
     expect(parseModelUri('http://localhost/m.onnx').kind).to.equal('http');
-    expect(parseModelUri('file:///models/my%20model.onnx')).to.deep.equal({ kind: 'file', path: '/models/my model.onnx' });
+    expect(parseModelUri('file:///models/my%20model.onnx')).to.deep.equal({
+      kind: 'file',
+      path: '/models/my model.onnx',
+    });
     expect(parseModelUri('/models/m.onnx')).to.deep.equal({ kind: 'file', path: '/models/m.onnx' });
     expect(parseModelUri('models/m.onnx', { cwd: '/srv' })).to.deep.equal({ kind: 'file', path: '/srv/models/m.onnx' });
   });
 
   it('rejects unsupported or malformed URIs with clear messages', () => {
     expect(() => parseModelUri('s3://bucket/model.onnx')).to.throw(/unsupported URI scheme "s3:"/);
-    expect(() => parseModelUri('ftp://user:pw@host/m.onnx')).to.throw(/unsupported URI scheme "ftp:" in ftp:\/\/host\/m.onnx/);
+    expect(() => parseModelUri('ftp://user:pw@host/m.onnx')).to.throw(
+      /unsupported URI scheme "ftp:" in ftp:\/\/host\/m.onnx/,
+    );
     expect(() => parseModelUri('gs://bucket-only')).to.throw(/must name an object/);
     expect(() => parseModelUri('gs://bucket/folder/')).to.throw(/must name an object/);
     expect(() => parseModelUri('gs://Bad_Bucket!/m.onnx')).to.throw(/bad bucket name/);
@@ -108,7 +113,9 @@ describe('model-source/uri', () => {
     expect(redactUri('gs://bucket/path/m.onnx')).to.equal('gs://bucket/path/m.onnx');
     expect(redactUri('/plain/path?x')).to.equal('/plain/path?x');
     expect(redactUri('https://[bad/m?token=abc')).to.not.include('abc');
-    expect(redactText('GET https://h/m?access_token=s3cr3t failed')).to.equal('GET https://h/m?access_token=REDACTED failed');
+    expect(redactText('GET https://h/m?access_token=s3cr3t failed')).to.equal(
+      'GET https://h/m?access_token=REDACTED failed',
+    );
   });
 
   it('gives re-signed URLs of one file the same cache identity', () => {
@@ -131,7 +138,7 @@ describe('model-source/retry', () => {
     const delays: number[] = [];
     let calls = 0;
     const out = await retry(
-      async () => {
+      () => {
         if (++calls < 4) throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
         return 'ok';
       },
@@ -144,7 +151,7 @@ describe('model-source/retry', () => {
   it('does not retry permanent errors', async () => {
     let calls = 0;
     const err = await rejection(
-      retry(async () => {
+      retry(() => {
         calls++;
         throw new HttpStatusError(404, 'not found (404)');
       }),
@@ -158,7 +165,7 @@ describe('model-source/retry', () => {
     let calls = 0;
     const err = await rejection(
       retry(
-        async () => {
+        () => {
           calls++;
           throw new ChecksumMismatchError('checksum mismatch (crc32c expected A got B)');
         },
@@ -172,9 +179,13 @@ describe('model-source/retry', () => {
   it('stops at the deadline, aborting the running attempt', async () => {
     const t0 = Date.now();
     const err = await rejection(
-      retry((_n, signal) => new Promise((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason))), {
-        deadlineMs: 100,
-      }),
+      retry(
+        (_n, signal) =>
+          new Promise((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error))),
+        {
+          deadlineMs: 100,
+        },
+      ),
     );
     expect(Date.now() - t0).to.be.below(1000);
     expect((err as RetryError).stop).to.equal('deadline');
@@ -189,7 +200,8 @@ describe('model-source/retry', () => {
     expect(classifyError(new HttpStatusError(403, ''))).to.equal('permanent');
     expect(classifyError(new HttpStatusError(401, ''))).to.equal('permanent');
     expect(classifyError(Object.assign(new Error('x'), { code: 404 }))).to.equal('permanent'); // GCS ApiError shape
-    for (const c of ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EAI_AGAIN']) expect(classifyError(sys(c))).to.equal('retryable');
+    for (const c of ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EAI_AGAIN'])
+      expect(classifyError(sys(c))).to.equal('retryable');
     expect(classifyError(new Error('socket hang up'))).to.equal('retryable');
     expect(classifyError(new TypeError('fetch failed', { cause: sys('ECONNREFUSED') }))).to.equal('retryable');
     expect(classifyError(new TransientError('truncated'))).to.equal('retryable');
@@ -243,7 +255,12 @@ describe('model-source/fetch gs:// (fake-gcs-server)', function () {
     expect(r.checksums).to.deep.equal({ crc32c: crc32cOf(model), md5: md5Of(model) });
     expect(r.checksums).to.deep.equal({ crc32c: md.crc32c, md5: md.md5Hash });
     const sidecar = JSON.parse(await readFile(`${r.path}.meta.json`, 'utf8')) as Record<string, unknown>;
-    expect(sidecar).to.include({ sizeBytes: model.length, crc32c: md.crc32c, md5: md.md5Hash, generation: String(md.generation) });
+    expect(sidecar).to.include({
+      sizeBytes: model.length,
+      crc32c: md.crc32c,
+      md5: md.md5Hash,
+      generation: String(md.generation),
+    });
     expect((await readdir(o.cacheDir)).filter((f) => f.endsWith('.partial'))).to.deep.equal([]);
     expect(proxy.mediaRequests()).to.equal(1);
 
@@ -423,7 +440,9 @@ describe('model-source/fetch http(s)://', function () {
     const { logger } = captureLogger();
     const cacheDir = await newCacheDir();
     const err = await rejection(fetchArtifact(`${base}/bad-hash.onnx`, { cacheDir, logger, retry: fastRetry }));
-    expect(err.message).to.match(/^http:\/\/127\.0\.0\.1:\d+\/bad-hash\.onnx: checksum mismatch \(md5 expected .* after 3 attempts$/);
+    expect(err.message).to.match(
+      /^http:\/\/127\.0\.0\.1:\d+\/bad-hash\.onnx: checksum mismatch \(md5 expected .* after 3 attempts$/,
+    );
     expect(await readdir(cacheDir)).to.deep.equal([]);
   });
 
@@ -437,7 +456,9 @@ describe('model-source/fetch http(s)://', function () {
   it('gives up at the deadline', async () => {
     const { logger } = captureLogger();
     const t0 = Date.now();
-    const err = await rejection(fetchArtifact(`${base}/hang.onnx`, { cacheDir: await newCacheDir(), logger, deadlineMs: 300 }));
+    const err = await rejection(
+      fetchArtifact(`${base}/hang.onnx`, { cacheDir: await newCacheDir(), logger, deadlineMs: 300 }),
+    );
     expect(Date.now() - t0).to.be.below(2000);
     expect(err.message).to.match(/^http:\/\/127\.0\.0\.1:\d+\/hang\.onnx: deadline of 300ms exceeded after 1 attempt/);
   });
@@ -485,8 +506,12 @@ describe('model-source/fetch local files', () => {
     const dir = await mkdtemp(join(tmpRoot, 'local-'));
     await mkdir(join(dir, 'sub'));
     const o = { cacheDir: join(dir, 'cache'), logger };
-    expect((await rejection(fetchArtifact(join(dir, 'nope.onnx'), o))).message).to.equal(`${join(dir, 'nope.onnx')}: file not found`);
-    expect((await rejection(fetchArtifact(`file://${dir}/sub`, o))).message).to.equal(`file://${dir}/sub: not a regular file`);
+    expect((await rejection(fetchArtifact(join(dir, 'nope.onnx'), o))).message).to.equal(
+      `${join(dir, 'nope.onnx')}: file not found`,
+    );
+    expect((await rejection(fetchArtifact(`file://${dir}/sub`, o))).message).to.equal(
+      `file://${dir}/sub: not a regular file`,
+    );
     expect((await rejection(fetchArtifact('s3://b/m.onnx', o))).message).to.match(/unsupported URI scheme "s3:"/);
   });
 });

@@ -11,7 +11,16 @@ import { postForm, startTestServer, type TestServer } from './helpers/server.js'
 // dist/inference-server/test/ → the repository root.
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SCREENSHOT = `${ROOT}bench/results/page-screenshot.png`;
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
 
 interface Seed {
   Label: string;
@@ -33,17 +42,25 @@ describe('browser page (GET /)', function () {
   before(async function () {
     this.timeout(900_000); // the first run installs chromium from Debian
     // Fails (never skips) when the browser cannot be provided: the page must be tested in one.
-    const { stdout } = await promisify(execFile)('bash', [`${ROOT}scripts/browser-setup.sh`], { maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await promisify(execFile)('bash', [`${ROOT}scripts/browser-setup.sh`], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
     const executablePath = stdout.trim().split('\n').pop() ?? '';
     expect(executablePath, 'scripts/browser-setup.sh prints the browser path').to.equal('/usr/bin/chromium');
 
     server = await startTestServer({}); // the bundled default model, whichever it is
     image = await readFile(DEFAULT_SAMPLE_IMAGE);
     // What the API itself answers for this file is what the page must show.
-    const meta = (await (await fetch(`${server.url}/v2/models/${server.config.modelName}`)).json()) as { outputs: { shape: number[] }[] };
+    const meta = (await (await fetch(`${server.url}/v2/models/${server.config.modelName}`)).json()) as {
+      outputs: { shape: number[] }[];
+    };
     const classes = meta.outputs[0]!.shape.at(-1)!;
     expectedRows = Math.min(5, classes);
-    const api = await postForm(`${server.url}/predict/image?top_k=${expectedRows}`, { image_file: image }, { filename: 'example.jpg', type: 'image/jpeg' });
+    const api = await postForm(
+      `${server.url}/predict/image?top_k=${expectedRows}`,
+      { image_file: image },
+      { filename: 'example.jpg', type: 'image/jpeg' },
+    );
     expect(api.status, JSON.stringify(api.body)).to.equal(200);
     expect(api.headers.get('server-timing')).to.match(/^decode;dur=\d+(\.\d+)?, infer;dur=\d+(\.\d+)?$/);
     apiTop = api.body as Seed[];
@@ -79,7 +96,10 @@ describe('browser page (GET /)', function () {
     expect(res?.status()).to.equal(200);
     const headers = res!.headers();
     expect(headers['content-type']).to.equal('text/html; charset=utf-8');
-    expect(headers['content-security-policy']).to.contain("default-src 'self'").and.contain("script-src 'self'").and.contain("style-src 'self'");
+    expect(headers['content-security-policy'])
+      .to.contain("default-src 'self'")
+      .and.contain("script-src 'self'")
+      .and.contain("style-src 'self'");
     expect(headers['x-content-type-options']).to.equal('nosniff');
     expect(headers['cache-control']).to.equal('no-cache');
     // The model line comes from GET /v2/models/{name}: the page found the name and the class count.
@@ -100,13 +120,17 @@ describe('browser page (GET /)', function () {
     const scores = await rows.locator('.score').allTextContents();
     expect(scores).to.deep.equal(apiTop.map((p) => `${(Number(p.Score) * 100).toFixed(1)}%`));
     // Each row has a bar as wide as its score.
-    const widths = await rows.locator('.bar .fill').evaluateAll((fills: { style: { width: string } }[]) => fills.map((f) => f.style.width));
+    const widths = await rows
+      .locator('.bar .fill')
+      .evaluateAll((fills: { style: { width: string } }[]) => fills.map((f) => f.style.width));
     expect(widths.map(parseFloat)).to.deep.equal(scores.map(parseFloat));
 
     const latency = (await page.locator('#latency').textContent()) ?? '';
     expect(latency).to.match(/Round trip \d+(\.\d)? ms/);
     // From the Server-Timing header of POST /predict/image.
-    expect(latency).to.match(/Server decode \d+(\.\d)? ms/).and.match(/Inference \d+(\.\d)? ms/);
+    expect(latency)
+      .to.match(/Server decode \d+(\.\d)? ms/)
+      .and.match(/Inference \d+(\.\d)? ms/);
 
     const preview = page.locator('#preview');
     expect(await preview.isVisible()).to.equal(true);
@@ -138,7 +162,9 @@ describe('browser page (GET /)', function () {
     expect(await page.locator('#preview').getAttribute('alt')).to.equal('Preview of dropped.jpg');
 
     await page.evaluate('document.getElementById("results").replaceChildren()');
-    await page.evaluate(`document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: ${makeTransfer.replace("'dropped.jpg'", "'pasted.jpg'")}, bubbles: true }))`);
+    await page.evaluate(
+      `document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: ${makeTransfer.replace("'dropped.jpg'", "'pasted.jpg'")}, bubbles: true }))`,
+    );
     await page.locator('#results li').first().waitFor();
     expect(await page.locator('#results li .label').first().textContent()).to.equal(apiTop[0]!.Label);
     expect(await page.locator('#preview').getAttribute('alt')).to.equal('Preview of pasted.jpg');
@@ -149,14 +175,20 @@ describe('browser page (GET /)', function () {
     await page.locator('body').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Tab');
     expect(await page.evaluate('document.activeElement.id')).to.equal('file');
-    expect(await page.evaluate(`getComputedStyle(document.querySelector('label[for="file"]')).outlineStyle`)).to.equal('solid');
+    expect(await page.evaluate(`getComputedStyle(document.querySelector('label[for="file"]')).outlineStyle`)).to.equal(
+      'solid',
+    );
     expect(await page.getByLabel('Choose an image…').getAttribute('type')).to.equal('file');
     expectNoProblems();
   });
 
   it('shows the server’s error message for a file that is not an image', async () => {
     const text = Buffer.from('this is not a picture\n');
-    const api = await postForm(`${server.url}/predict/image?top_k=${expectedRows}`, { image_file: text }, { filename: 'notes.txt', type: 'text/plain' });
+    const api = await postForm(
+      `${server.url}/predict/image?top_k=${expectedRows}`,
+      { image_file: text },
+      { filename: 'notes.txt', type: 'text/plain' },
+    );
     expect(api.status).to.equal(415);
     const message = (api.body as { error: string }).error;
 

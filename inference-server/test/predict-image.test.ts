@@ -18,7 +18,11 @@ describe('POST /predict/image', function () {
   before(async () => {
     const models = await testModels();
     // PyTorch-style: NCHW, ImageNet mean/std, logits, labels from a labels file.
-    nchw = await startTestServer({ MODEL_URI: models.colorNchw, LABELS_URI: models.colorLabels, MAX_UPLOAD_BYTES: String(1024 * 1024) });
+    nchw = await startTestServer({
+      MODEL_URI: models.colorNchw,
+      LABELS_URI: models.colorLabels,
+      MAX_UPLOAD_BYTES: String(1024 * 1024),
+    });
     // Keras-style: NHWC float 0–255, softmax inside, labels embedded in the model.
     nhwc = await startTestServer({ MODEL_URI: `file://${models.colorNhwc}` });
     url = `${nchw.url}/predict/image`;
@@ -66,7 +70,9 @@ describe('POST /predict/image', function () {
   it('flattens alpha onto black instead of reading hidden colour', async () => {
     const rgba = Buffer.alloc(32 * 32 * 4);
     for (let p = 0; p < 32 * 32; p++) rgba.set(p < 16 * 32 ? [255, 0, 0, 0] : [0, 0, 255, 255], p * 4); // transparent red on top
-    const image = await sharp(rgba, { raw: { width: 32, height: 32, channels: 4 } }).png().toBuffer();
+    const image = await sharp(rgba, { raw: { width: 32, height: 32, channels: 4 } })
+      .png()
+      .toBuffer();
     const { body } = await postForm(url, { image_file: image, top_k: '3' });
     // The top half is black after flattening: all classes tie, nothing says red.
     expect(Number((body as Seed).Score)).to.be.closeTo(1 / 3, 0.01);
@@ -90,7 +96,11 @@ describe('POST /predict/image', function () {
     // the top half is 12 rows of padding and 4 of red.
     const image = await picture(128, 32, RED, BLUE).png().toBuffer();
     const models = await testModels();
-    const letterbox = await startTestServer({ MODEL_URI: models.colorNhwc, RESIZE_MODE: 'letterbox', PAD_COLOR: '0,0,255' });
+    const letterbox = await startTestServer({
+      MODEL_URI: models.colorNhwc,
+      RESIZE_MODE: 'letterbox',
+      PAD_COLOR: '0,0,255',
+    });
     try {
       const { body } = await postForm(`${letterbox.url}/predict/image`, { image_file: image });
       expect((body as Seed).Label).to.equal('blue');
@@ -140,15 +150,39 @@ describe('POST /predict/image', function () {
     };
 
     it('missing image_file → 400', () => expectError(postForm(url, { with_resize: 'True' }), 400, /no image_file/));
-    it('not multipart → 415', () => expectError(fetch(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }).then(async (r) => ({ status: r.status, body: await r.json() })), 415, /multipart\/form-data/));
-    it('bad boolean → 400', async () => expectError(postForm(url, { image_file: await picture(8, 8, RED, RED).png().toBuffer(), with_resize: 'maybe' }), 400, /with_resize="maybe" is not a boolean/));
-    it('not an image → 415', () => expectError(postForm(url, { image_file: Buffer.from('hello, I am text') }), 415, /not an image in a supported format/));
-    it('SVG → 415', () => expectError(postForm(url, { image_file: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>') }), 415, /svg is not supported/));
+    it('not multipart → 415', () =>
+      expectError(
+        fetch(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }).then(async (r) => ({
+          status: r.status,
+          body: await r.json(),
+        })),
+        415,
+        /multipart\/form-data/,
+      ));
+    it('bad boolean → 400', async () =>
+      expectError(
+        postForm(url, { image_file: await picture(8, 8, RED, RED).png().toBuffer(), with_resize: 'maybe' }),
+        400,
+        /with_resize="maybe" is not a boolean/,
+      ));
+    it('not an image → 415', () =>
+      expectError(
+        postForm(url, { image_file: Buffer.from('hello, I am text') }),
+        415,
+        /not an image in a supported format/,
+      ));
+    it('SVG → 415', () =>
+      expectError(
+        postForm(url, { image_file: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>') }),
+        415,
+        /svg is not supported/,
+      ));
     it('truncated JPEG → 400', async () => {
       const jpeg = await picture(256, 256, RED, BLUE).jpeg().toBuffer();
       await expectError(postForm(url, { image_file: jpeg.subarray(0, jpeg.length / 2) }), 400, /could not be decoded/);
     });
-    it('upload over the limit → 413', () => expectError(postForm(url, { image_file: Buffer.alloc(1024 * 1024 + 100, 1) }), 413, /upload limit/));
+    it('upload over the limit → 413', () =>
+      expectError(postForm(url, { image_file: Buffer.alloc(1024 * 1024 + 100, 1) }), 413, /upload limit/));
     it('an upload of exactly the limit is not over it (its bytes are judged next: 415), one byte more is', async () => {
       await expectError(postForm(url, { image_file: Buffer.alloc(1024 * 1024, 1) }), 415, /not an image/);
       await expectError(postForm(url, { image_file: Buffer.alloc(1024 * 1024 + 1, 1) }), 413, /upload limit/);
@@ -156,27 +190,60 @@ describe('POST /predict/image', function () {
     it('a form field of exactly 1024 bytes is taken, 1025 is too long → 400', async () => {
       const image = await picture(8, 8, RED, RED).png().toBuffer();
       expect((await postForm(url, { image_file: image, note: 'x'.repeat(1024) })).status).to.equal(200);
-      await expectError(postForm(url, { image_file: image, note: 'x'.repeat(1025) }), 400, /form field note is too long/);
+      await expectError(
+        postForm(url, { image_file: image, note: 'x'.repeat(1025) }),
+        400,
+        /form field note is too long/,
+      );
     });
     it('a url-encoded form → 415', () =>
       expectError(
-        fetch(url, { method: 'POST', body: 'image_file=abc', headers: { 'content-type': 'application/x-www-form-urlencoded' } }).then(async (r) => ({ status: r.status, body: await r.json() })),
+        fetch(url, {
+          method: 'POST',
+          body: 'image_file=abc',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }).then(async (r) => ({ status: r.status, body: await r.json() })),
         415,
         /multipart\/form-data/,
       ));
     it('a declared body far over the limit → 413 before reading it', async () => {
-      const res = await fetch(url, { method: 'POST', body: Buffer.alloc(3 * 1024 * 1024), headers: { 'content-type': 'multipart/form-data; boundary=x' } });
+      const res = await fetch(url, {
+        method: 'POST',
+        body: Buffer.alloc(3 * 1024 * 1024),
+        headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      });
       expect(res.status).to.equal(413);
     });
     it('decompression bomb → 413 from the header alone', async () => {
-      const bomb = await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: 'white' } }).png({ compressionLevel: 9 }).toBuffer();
+      const bomb = await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: 'white' } })
+        .png({ compressionLevel: 9 })
+        .toBuffer();
       expect(bomb.length).to.be.lessThan(1024 * 1024);
-      await expectError(postForm(url, { image_file: bomb }), 413, /(100000000 pixels; the limit is|more pixels than the limit of) 40000000/);
+      await expectError(
+        postForm(url, { image_file: bomb }),
+        413,
+        /(100000000 pixels; the limit is|more pixels than the limit of) 40000000/,
+      );
     });
-    it('malformed multipart → 400', () => expectError(
-      fetch(url, { method: 'POST', body: '--x\r\nContent-Disposition: form-data; name="image_file"; filename="a"\r\n\r\nabc', headers: { 'content-type': 'multipart/form-data; boundary=x' } }).then(async (r) => ({ status: r.status, body: await r.json() })),
-      400, /malformed multipart|Unexpected end/));
-    it('unknown route → 404 JSON', () => expectError(fetch(`${nchw.url}/predict/video`, { method: 'POST' }).then(async (r) => ({ status: r.status, body: await r.json() })), 404, /no route/));
+    it('malformed multipart → 400', () =>
+      expectError(
+        fetch(url, {
+          method: 'POST',
+          body: '--x\r\nContent-Disposition: form-data; name="image_file"; filename="a"\r\n\r\nabc',
+          headers: { 'content-type': 'multipart/form-data; boundary=x' },
+        }).then(async (r) => ({ status: r.status, body: await r.json() })),
+        400,
+        /malformed multipart|Unexpected end/,
+      ));
+    it('unknown route → 404 JSON', () =>
+      expectError(
+        fetch(`${nchw.url}/predict/video`, { method: 'POST' }).then(async (r) => ({
+          status: r.status,
+          body: await r.json(),
+        })),
+        404,
+        /no route/,
+      ));
 
     after(async () => {
       const { status } = await postForm(url, { image_file: await picture(8, 8, RED, RED).png().toBuffer() });

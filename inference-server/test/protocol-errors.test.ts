@@ -21,7 +21,11 @@ describe('protocol errors (below Express) answer with JSON', function () {
   const cases: [name: string, raw: string, status: number][] = [
     ['an unknown method', 'BREW /predict/image HTTP/1.1\r\nHost: x\r\n\r\n', 400],
     ['a malformed request line', 'GET\r\n\r\n', 400],
-    ['Content-Length with Transfer-Encoding', 'POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+    [
+      'Content-Length with Transfer-Encoding',
+      'POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      400,
+    ],
     ['a bad chunk size', 'POST /predict/image HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400],
     ['headers over the limit', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
     ['Expect: bogus', 'POST /predict/image HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Length: 0\r\n\r\n', 417],
@@ -51,15 +55,25 @@ describe('protocol errors (below Express) answer with JSON', function () {
 
   it('pipelined requests on one connection are taken one after another: eight do not trip a limit of two', async () => {
     const models = await testModels();
-    const limited = await startTestServer({ MODEL_URI: models.colorNchw, LABELS_URI: models.colorLabels, MAX_IN_FLIGHT: '2' });
+    const limited = await startTestServer({
+      MODEL_URI: models.colorNchw,
+      LABELS_URI: models.colorLabels,
+      MAX_IN_FLIGHT: '2',
+    });
     try {
       const image = await picture(32, 32, RED, RED).png().toBuffer();
       const one = Buffer.concat([
-        Buffer.from(`POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${image.length}\r\n\r\n`),
+        Buffer.from(
+          `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${image.length}\r\n\r\n`,
+        ),
         image,
       ]);
       const last = Buffer.from('GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-      const r = await rawRequest(Number(new URL(limited.url).port), Buffer.concat([...Array.from({ length: 8 }, () => one), last]), { halfClose: false });
+      const r = await rawRequest(
+        Number(new URL(limited.url).port),
+        Buffer.concat([...Array.from({ length: 8 }, () => one), last]),
+        { halfClose: false },
+      );
       const statuses = [...r!.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
       expect(statuses).to.deep.equal([200, 200, 200, 200, 200, 200, 200, 200, 200]);
       expect(r!.text.match(/"Label":"red"/g)).to.have.length(8);

@@ -5,7 +5,11 @@ import { expect } from 'chai';
 import { spawnServer } from './helpers/process.js';
 
 const run = promisify(execFile);
-const CAT = (JSON.parse(await readFile(new URL('../../../inference-server/test/fixtures/photos/expected.json', import.meta.url), 'utf8')) as Record<string, { accept: string[] }>)['chelsea.jpg']!.accept;
+const CAT = (
+  JSON.parse(
+    await readFile(new URL('../../../inference-server/test/fixtures/photos/expected.json', import.meta.url), 'utf8'),
+  ) as Record<string, { accept: string[] }>
+)['chelsea.jpg']!.accept;
 
 describe('quickstart: the built-in default model', function () {
   this.timeout(60_000);
@@ -15,7 +19,9 @@ describe('quickstart: the built-in default model', function () {
     try {
       const line = await proc.waitFor((l) => typeof l.curl === 'string');
       const curl = line.curl as string;
-      expect(curl).to.match(/^curl -F image_file=@inference-server\/models\/efficientnet-lite0\/example\.jpg http:\/\/localhost:\d+\/predict\/image$/);
+      expect(curl).to.match(
+        /^curl -F image_file=@inference-server\/models\/efficientnet-lite0\/example\.jpg http:\/\/localhost:\d+\/predict\/image$/,
+      );
       // Run the printed line as a user would, from the repository root.
       const args = curl.split(' ').slice(1);
       const { stdout } = await run('curl', ['-sS', ...args], { cwd: new URL('../../../', import.meta.url) });

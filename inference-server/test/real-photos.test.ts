@@ -16,7 +16,10 @@ import { postForm, startTestServer, type TestServer } from './helpers/server.js'
 
 const run = promisify(execFile);
 const PHOTOS = new URL('../../../inference-server/test/fixtures/photos/', import.meta.url);
-const expected = JSON.parse(await readFile(new URL('expected.json', PHOTOS), 'utf8')) as Record<string, { accept: string[] }>;
+const expected = JSON.parse(await readFile(new URL('expected.json', PHOTOS), 'utf8')) as Record<
+  string,
+  { accept: string[] }
+>;
 const photo = (name: string) => readFile(new URL(name, PHOTOS));
 
 interface Seed {
@@ -48,19 +51,37 @@ describe('real photos through the built-in pretrained model', function () {
   }
 
   it('the v2 endpoint gives the same answer for a tensor preprocessed as the server does', async () => {
-    const meta = (await (await fetch(`${server.url}/v2/models/${server.config.modelName}`)).json()) as { inputs: { name: string; shape: number[] }[] };
+    const meta = (await (await fetch(`${server.url}/v2/models/${server.config.modelName}`)).json()) as {
+      inputs: { name: string; shape: number[] }[];
+    };
     const [, , height, width] = meta.inputs[0]!.shape as [number, number, number, number];
     const names = Object.keys(expected);
     const tensor = new Float32Array(names.length * 3 * height * width);
     const transform = pixelTransform({ dtype: 'float32', layout: 'NCHW' }, DEFAULT_PREPROCESSING);
     for (const [i, name] of names.entries()) {
-      const decoded = await decodeImage(await photo(name), { width, height, resize: true, resizeMode: 'center-crop', padColor: [0, 0, 0], maxPixels: 40e6 });
+      const decoded = await decodeImage(await photo(name), {
+        width,
+        height,
+        resize: true,
+        resizeMode: 'center-crop',
+        padColor: [0, 0, 0],
+        maxPixels: 40e6,
+      });
       writeImage(decoded.pixels, { height, width, layout: 'NCHW', dtype: 'float32' }, transform, false, tensor, i);
     }
-    const header = Buffer.from(JSON.stringify({
-      inputs: [{ name: meta.inputs[0]!.name, shape: [names.length, 3, height, width], datatype: 'FP32', parameters: { binary_data_size: tensor.byteLength } }],
-      outputs: [{ name: 'logits', parameters: { classification: 1 } }],
-    }));
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          {
+            name: meta.inputs[0]!.name,
+            shape: [names.length, 3, height, width],
+            datatype: 'FP32',
+            parameters: { binary_data_size: tensor.byteLength },
+          },
+        ],
+        outputs: [{ name: 'logits', parameters: { classification: 1 } }],
+      }),
+    );
     const res = await fetch(`${server.url}/v2/models/${server.config.modelName}/infer`, {
       method: 'POST',
       body: Buffer.concat([header, Buffer.from(tensor.buffer)]),
@@ -92,11 +113,22 @@ describe('real photos through the built-in pretrained model', function () {
       const container = desiredObjects(model, { serverImage: 'unused' }).deployment.spec!.template.spec!.containers[0]!;
       const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value!]));
       // The pod's environment, plus only what stands in for the cluster: credentials (the emulator), loopback, the emptyDir.
-      const proc = spawnServer({ ...env, STORAGE_EMULATOR_HOST: gcs.url, PORT: '0', HOST: '127.0.0.1', MODEL_CACHE_DIR: await mkdtemp(join(tmpdir(), 'pod-cache-')) });
+      const proc = spawnServer({
+        ...env,
+        STORAGE_EMULATOR_HOST: gcs.url,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        MODEL_CACHE_DIR: await mkdtemp(join(tmpdir(), 'pod-cache-')),
+      });
       try {
         const { url } = await proc.waitFor((l) => l.msg === 'listening');
         await proc.waitFor((l) => typeof l.curl === 'string');
-        const { stdout } = await run('curl', ['-sS', '-F', `image_file=@${new URL('chelsea.jpg', PHOTOS).pathname}`, `${url as string}/predict/image`]);
+        const { stdout } = await run('curl', [
+          '-sS',
+          '-F',
+          `image_file=@${new URL('chelsea.jpg', PHOTOS).pathname}`,
+          `${url as string}/predict/image`,
+        ]);
         expect(expected['chelsea.jpg']!.accept).to.include((JSON.parse(stdout) as Seed).Label);
       } finally {
         proc.child.kill('SIGTERM');

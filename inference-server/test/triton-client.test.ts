@@ -35,7 +35,7 @@ async function venvPython(): Promise<string> {
     return python;
   } catch (err) {
     // execFile's error message includes the script's stderr (pip's output).
-    throw new Error(`cannot set up the Python test venv via ${script}: ${(err as Error).message}`);
+    throw new Error(`cannot set up the Python test venv via ${script}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -58,21 +58,36 @@ describe('official Triton Python HTTP client (tritonclient.http)', function () {
   before(async () => {
     python = await venvPython();
     const models = await testModels();
-    server = await startTestServer({ MODEL_URI: models.colorNchw, LABELS_URI: models.colorLabels, MODEL_NAME: 'colors' });
+    server = await startTestServer({
+      MODEL_URI: models.colorNchw,
+      LABELS_URI: models.colorLabels,
+      MODEL_NAME: 'colors',
+    });
     hostPort = new URL(server.url).host;
   });
   after(() => server?.stop());
 
   /** Runs the check script (async: the server runs in this process) and parses its JSON lines. */
-  async function check(...args: string[]): Promise<{ metadata: Record<string, unknown>; result: Record<string, unknown> }> {
+  async function check(
+    ...args: string[]
+  ): Promise<{ metadata: Record<string, unknown>; result: Record<string, unknown> }> {
     let stdout: string;
     try {
-      ({ stdout } = await run(python, ['-I', CHECK, '--url', hostPort, '--model', 'colors', ...args], { timeout: 120_000, maxBuffer: 16 << 20 }));
+      ({ stdout } = await run(python, ['-I', CHECK, '--url', hostPort, '--model', 'colors', ...args], {
+        timeout: 120_000,
+        maxBuffer: 16 << 20,
+      }));
     } catch (err) {
       const e = err as Error & { stdout?: string; stderr?: string };
-      throw new Error(`${CHECK} ${args.join(' ')} failed: ${e.message}\nstdout: ${e.stdout ?? ''}\nserver log: ${server.logs.text.slice(-4000)}`);
+      throw new Error(
+        `${CHECK} ${args.join(' ')} failed: ${e.message}\nstdout: ${e.stdout ?? ''}\nserver log: ${server.logs.text.slice(-4000)}`,
+        { cause: err },
+      );
     }
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const metadata = lines.find((l) => 'metadata' in l)?.metadata as Record<string, unknown>;
     const result = lines[lines.length - 1]!;
     expect(metadata, stdout).to.be.an('object');
@@ -118,7 +133,11 @@ describe('official Triton Python HTTP client (tritonclient.http)', function () {
     expect(r.outputs[1]![3]).to.be.a('number').greaterThan(0);
     expect(r.argmax).to.deep.equal([0, 1, 2]);
     expect(r.classification_shape).to.deep.equal([3, 3]);
-    expect(r.classification.map((row) => row[0]!.split(':').slice(1).join(':'))).to.deep.equal(['0:red', '1:green', '2:blue']);
+    expect(r.classification.map((row) => row[0]!.split(':').slice(1).join(':'))).to.deep.equal([
+      '0:red',
+      '1:green',
+      '2:blue',
+    ]);
     r.classification.forEach((row, b) => {
       expect(row).to.have.length(3);
       const [value, index] = row[0]!.split(':');

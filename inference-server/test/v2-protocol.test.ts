@@ -17,7 +17,11 @@ function nchwImage(size: number, top: [number, number, number], bottom: [number,
 }
 
 /** Sends a request the way tritonclient.http does: binary inputs, binary outputs, no Content-Type. */
-async function tritonStyle(url: string, header: object, tensors: Buffer[]): Promise<{ status: number; json: Record<string, unknown>; tail: Buffer; headers: Headers }> {
+async function tritonStyle(
+  url: string,
+  header: object,
+  tensors: Buffer[],
+): Promise<{ status: number; json: Record<string, unknown>; tail: Buffer; headers: Headers }> {
   const json = Buffer.from(JSON.stringify(header));
   const res = await fetch(url, {
     method: 'POST',
@@ -26,7 +30,12 @@ async function tritonStyle(url: string, header: object, tensors: Buffer[]): Prom
   });
   const body = Buffer.from(await res.arrayBuffer());
   const headerLength = Number(res.headers.get('inference-header-content-length') ?? body.length);
-  return { status: res.status, json: JSON.parse(body.subarray(0, headerLength).toString()) as Record<string, unknown>, tail: body.subarray(headerLength), headers: res.headers };
+  return {
+    status: res.status,
+    json: JSON.parse(body.subarray(0, headerLength).toString()) as Record<string, unknown>,
+    tail: body.subarray(headerLength),
+    headers: res.headers,
+  };
 }
 
 describe('Open Inference Protocol (KServe v2)', function () {
@@ -38,13 +47,19 @@ describe('Open Inference Protocol (KServe v2)', function () {
 
   before(async () => {
     const models = await testModels();
-    server = await startTestServer({ MODEL_URI: models.colorNchw, LABELS_URI: models.colorLabels, MODEL_NAME: 'colors' });
+    server = await startTestServer({
+      MODEL_URI: models.colorNchw,
+      LABELS_URI: models.colorLabels,
+      MODEL_NAME: 'colors',
+    });
     base = `${server.url}/v2/models/colors`;
   });
   after(() => server?.stop());
 
   it('serves server metadata, health and model metadata', async () => {
-    expect(await (await fetch(`${server.url}/v2`)).json()).to.deep.include({ extensions: ['binary_tensor_data', 'classification'] });
+    expect(await (await fetch(`${server.url}/v2`)).json()).to.deep.include({
+      extensions: ['binary_tensor_data', 'classification'],
+    });
     expect((await fetch(`${server.url}/v2/health/live`)).status).to.equal(200);
     expect((await fetch(`${server.url}/v2/health/ready`)).status).to.equal(200);
     expect((await fetch(`${base}/ready`)).status).to.equal(200);
@@ -65,10 +80,17 @@ describe('Open Inference Protocol (KServe v2)', function () {
     const res = await fetch(`${base}/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ id: 'r1', inputs: [{ name: 'input', shape: [2, 3, 32, 32], datatype: 'FP32', data: [...red, ...blue] }] }),
+      body: JSON.stringify({
+        id: 'r1',
+        inputs: [{ name: 'input', shape: [2, 3, 32, 32], datatype: 'FP32', data: [...red, ...blue] }],
+      }),
     });
     expect(res.status).to.equal(200);
-    const body = (await res.json()) as { id: string; model_name: string; outputs: { name: string; shape: number[]; data: number[] }[] };
+    const body = (await res.json()) as {
+      id: string;
+      model_name: string;
+      outputs: { name: string; shape: number[]; data: number[] }[];
+    };
     expect(body).to.deep.include({ id: 'r1', model_name: 'colors', model_version: '1' });
     const [out] = body.outputs;
     expect(out!.shape).to.deep.equal([2, 3]);
@@ -79,14 +101,25 @@ describe('Open Inference Protocol (KServe v2)', function () {
 
   it('speaks the binary tensor extension without a Content-Type, with classification', async () => {
     const input = Buffer.from(red.buffer);
-    const send = (output: object) => tritonStyle(`${base}/infer`, {
-      inputs: [{ name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: input.length } }],
-      outputs: [output],
-    }, [input]);
+    const send = (output: object) =>
+      tritonStyle(
+        `${base}/infer`,
+        {
+          inputs: [
+            { name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: input.length } },
+          ],
+          outputs: [output],
+        },
+        [input],
+      );
     const plain = await send({ name: 'logits', parameters: { binary_data: true } });
     expect(plain.status).to.equal(200);
     expect(plain.headers.get('content-type')).to.match(/octet-stream/);
-    const [out] = plain.json.outputs as { datatype: string; shape: number[]; parameters: { binary_data_size: number } }[];
+    const [out] = plain.json.outputs as {
+      datatype: string;
+      shape: number[];
+      parameters: { binary_data_size: number };
+    }[];
     expect(out).to.deep.include({ datatype: 'FP32', shape: [1, 3] });
     expect(out!.parameters.binary_data_size).to.equal(12);
     const logits = [plain.tail.readFloatLE(0), plain.tail.readFloatLE(4), plain.tail.readFloatLE(8)];
@@ -106,22 +139,41 @@ describe('Open Inference Protocol (KServe v2)', function () {
       return { status: res.status, error: ((await res.json()) as { error: string }).error };
     };
     const ok = { name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', data: [...red] };
-    expect(await send([{ ...ok, shape: [1, 3, 16, 64] }])).to.deep.equal({ status: 400, error: 'input input must have shape [1..256, 3, 32, 32], got [1, 3, 16, 64]' });
-    expect(await send([{ ...ok, datatype: 'UINT8', data: Array.from(red, () => 1) }])).to.deep.equal({ status: 400, error: 'input input must be FP32, got UINT8' });
+    expect(await send([{ ...ok, shape: [1, 3, 16, 64] }])).to.deep.equal({
+      status: 400,
+      error: 'input input must have shape [1..256, 3, 32, 32], got [1, 3, 16, 64]',
+    });
+    expect(await send([{ ...ok, datatype: 'UINT8', data: Array.from(red, () => 1) }])).to.deep.equal({
+      status: 400,
+      error: 'input input must be FP32, got UINT8',
+    });
     expect((await send([{ ...ok, name: 'pixels' }])).error).to.match(/one input named input/);
     expect((await send([{ ...ok, data: [1, 2, 3] }])).error).to.match(/3 elements but shape needs 3072/);
     expect((await send([ok], [{ name: 'embeddings' }])).error).to.match(/no output embeddings/);
     expect((await send([ok], [{ name: 'logits', parameters: { classification: 7 } }])).error).to.match(/from 1 to 3/);
-    expect((await send([ok], [{ name: 'logits' }, { name: 'logits', parameters: { classification: 2 } }])).error).to.match(/requested more than once/);
+    expect(
+      (await send([ok], [{ name: 'logits' }, { name: 'logits', parameters: { classification: 2 } }])).error,
+    ).to.match(/requested more than once/);
     const notJson = await fetch(`${base}/infer`, { method: 'POST', body: 'nope' });
     expect(notJson.status).to.equal(400);
   });
 
   it('exports Prometheus metrics', async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    for (const series of ['http_requests_total', 'http_request_duration_seconds_bucket', 'inference_duration_seconds_count', 'inference_queue_depth', 'http_requests_in_flight', 'model_load_duration_seconds', 'model_size_bytes', 'model_ready 1']) {
+    for (const series of [
+      'http_requests_total',
+      'http_request_duration_seconds_bucket',
+      'inference_duration_seconds_count',
+      'inference_queue_depth',
+      'http_requests_in_flight',
+      'model_load_duration_seconds',
+      'model_size_bytes',
+      'model_ready 1',
+    ]) {
       expect(text).to.contain(series);
     }
-    expect(text).to.match(/http_requests_total\{method="POST",route="\/v2\/models\/:name\{\/versions\/:version\}\/infer",status="400"\} \d+/);
+    expect(text).to.match(
+      /http_requests_total\{method="POST",route="\/v2\/models\/:name\{\/versions\/:version\}\/infer",status="400"\} \d+/,
+    );
   });
 });

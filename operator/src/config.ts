@@ -23,15 +23,23 @@ export const DEFAULT_SERVER_IMAGE = 'ghcr.io/onnx-operator/inference-server:0.1.
 
 /** The operator's own numeric variables, read as the server's are (crds/env-variable.ts). */
 const OPERATOR_ENV = {
-  port: integer('PORT', 8081, { min: 0, max: 65535, doc: '`/healthz`, `/readyz` (ready when caches are synced, or while standing by), `/metrics`' }),
+  port: integer('PORT', 8081, {
+    min: 0,
+    max: 65535,
+    doc: '`/healthz`, `/readyz` (ready when caches are synced, or while standing by), `/metrics`',
+  }),
   workers: integer('WORKERS', 4, { min: 1, doc: 'models reconciled concurrently' }),
   resyncSeconds: integer('RESYNC_SECONDS', 600, { min: 1, doc: 'every model is reconciled at least this often' }),
-  shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, { min: 0, doc: 'time to finish in-flight reconciles on SIGTERM' }),
+  shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, {
+    min: 0,
+    doc: 'time to finish in-flight reconciles on SIGTERM',
+  }),
 };
 
 export function loadOperatorConfig(env: NodeJS.ProcessEnv): OperatorConfig {
   const leaderElection = (env.LEADER_ELECTION ?? 'true').trim().toLowerCase();
-  if (!['true', 'false'].includes(leaderElection)) throw new Error(`LEADER_ELECTION=${env.LEADER_ELECTION}: expected true or false`);
+  if (!['true', 'false'].includes(leaderElection))
+    throw new Error(`LEADER_ELECTION=${env.LEADER_ELECTION}: expected true or false`);
   return {
     serverImage: env.SERVER_IMAGE?.trim() || DEFAULT_SERVER_IMAGE,
     watchNamespace: env.WATCH_NAMESPACE?.trim() || undefined,

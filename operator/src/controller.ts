@@ -1,4 +1,4 @@
-import type { KubeConfig, KubernetesObject, V1Deployment, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OnnxModel } from '../../crds/onnxmodel-types.js';
 import { desiredObjects, type DesiredObjects, type OperatorDefaults } from './desired-state.js';
@@ -27,10 +27,19 @@ const keyOf = (o: KubernetesObject) => `${o.metadata!.namespace}/${o.metadata!.n
  * So when the live ports are not ours, they are replaced whole first, keeping
  * the node ports the cluster allocated.
  */
-async function replaceForeignPorts(rest: KubeRest, desired: V1Service, live: V1Service | undefined, collection: string): Promise<void> {
+async function replaceForeignPorts(
+  rest: KubeRest,
+  desired: V1Service,
+  live: V1Service | undefined,
+  collection: string,
+): Promise<void> {
   const want = desired.spec?.ports ?? [];
   const have = live?.spec?.ports ?? [];
-  const same = (a: V1ServicePort, b: V1ServicePort) => a.name === b.name && a.port === b.port && (a.protocol ?? 'TCP') === (b.protocol ?? 'TCP') && String(a.targetPort) === String(b.targetPort);
+  const same = (a: V1ServicePort, b: V1ServicePort) =>
+    a.name === b.name &&
+    a.port === b.port &&
+    (a.protocol ?? 'TCP') === (b.protocol ?? 'TCP') &&
+    String(a.targetPort) === String(b.targetPort);
   if (!live || (have.length === want.length && want.every((p, i) => same(p, have[i]!)))) return;
   const ports = want.map((p) => {
     const nodePort = have.find((h) => h.name === p.name)?.nodePort;
@@ -49,13 +58,23 @@ interface OwnedKind {
   /** The child a model wants, or undefined when its spec wants none (an existing one is then deleted). */
   desired: (objects: DesiredObjects) => KubernetesObject | undefined;
   /** A step before the apply, when server-side apply alone cannot reach the desired state. */
-  prepare?: (rest: KubeRest, desired: KubernetesObject, live: KubernetesObject | undefined, collection: string) => Promise<void>;
+  prepare?: (
+    rest: KubeRest,
+    desired: KubernetesObject,
+    live: KubernetesObject | undefined,
+    collection: string,
+  ) => Promise<void>;
 }
 
 /** In the order they are applied: the Deployment first, so a Service never selects pods that cannot exist. */
 const OWNED_KINDS: readonly OwnedKind[] = [
   { kind: 'Deployment', collection: paths.deployments, desired: (o) => o.deployment },
-  { kind: 'Service', collection: paths.services, desired: (o) => o.service, prepare: (rest, d, l, c) => replaceForeignPorts(rest, d as V1Service, l as V1Service | undefined, c) },
+  {
+    kind: 'Service',
+    collection: paths.services,
+    desired: (o) => o.service,
+    prepare: (rest, d, l, c) => replaceForeignPorts(rest, d, l, c),
+  },
   { kind: 'HorizontalPodAutoscaler', collection: paths.hpas, desired: (o) => o.hpa },
   { kind: 'PodDisruptionBudget', collection: paths.pdbs, desired: (o) => o.pdb },
 ];
@@ -88,10 +107,15 @@ export class OnnxModelController {
     const ns = opts.namespace;
     const owned = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
     this.models = new Informer<OnnxModel>(kc, rest, paths.onnxModels(ns), logger);
-    this.children = new Map(OWNED_KINDS.map((k) => [k.kind, new Informer<KubernetesObject>(kc, rest, k.collection(ns), logger, owned)]));
+    this.children = new Map(
+      OWNED_KINDS.map((k) => [k.kind, new Informer<KubernetesObject>(kc, rest, k.collection(ns), logger, owned)]),
+    );
     this.pods = new Informer<V1Pod>(kc, rest, paths.pods(ns), logger, owned);
     this.events = new EventRecorder(rest, opts.identity, logger);
-    this.metrics = new OperatorMetrics({ queueDepth: () => this.queue.length, models: () => this.models.list().length });
+    this.metrics = new OperatorMetrics({
+      queueDepth: () => this.queue.length,
+      models: () => this.models.list().length,
+    });
 
     const enqueueModel = (m: OnnxModel) => this.queue.add(keyOf(m));
     for (const verb of ['add', 'update', 'delete'] as const) this.models.on(verb, enqueueModel);
@@ -118,7 +142,10 @@ export class OnnxModelController {
   async start(): Promise<void> {
     await Promise.all(this.informers.map((i) => i.start()));
     this.synced = true;
-    this.logger.info({ models: this.models.list().length, namespace: this.opts.namespace ?? '(all)' }, 'caches synced; reconciling');
+    this.logger.info(
+      { models: this.models.list().length, namespace: this.opts.namespace ?? '(all)' },
+      'caches synced; reconciling',
+    );
     for (const m of this.models.list()) this.queue.add(keyOf(m));
     const resyncMs = this.opts.resyncMs ?? 10 * 60_000;
     this.resync = setInterval(() => this.models.list().forEach((m) => this.queue.add(keyOf(m))), resyncMs);
@@ -145,7 +172,16 @@ export class OnnxModelController {
         const delay = this.queue.addRateLimited(key);
         this.metrics.reconciles.inc({ result: 'error' });
         this.metrics.retries.inc();
-        this.logger.warn({ key, err: (err as Error).message, failures: this.queue.retries(key), retryInMs: delay, transient: looksTransient(err) }, 'reconcile failed; will retry');
+        this.logger.warn(
+          {
+            key,
+            err: (err as Error).message,
+            failures: this.queue.retries(key),
+            retryInMs: delay,
+            transient: looksTransient(err),
+          },
+          'reconcile failed; will retry',
+        );
       } finally {
         end();
         this.queue.done(key);
@@ -154,17 +190,30 @@ export class OnnxModelController {
   }
 
   /** Applies one child with server-side apply; records an event when the API server changed something. */
-  private async applyChild<T extends KubernetesObject>(model: OnnxModel, desired: T, collection: string, cached: T | undefined): Promise<T> {
+  private async applyChild<T extends KubernetesObject>(
+    model: OnnxModel,
+    desired: T,
+    collection: string,
+    cached: T | undefined,
+  ): Promise<T> {
     const name = desired.metadata!.name!;
     const applied = await this.rest.apply<T>(`${collection}/${name}`, desired, FIELD_MANAGER);
     if (!cached) this.events.normal(model, 'Created', `created ${desired.kind} ${name}`);
-    else if (cached.metadata?.resourceVersion !== applied.metadata?.resourceVersion && cached.metadata?.generation !== applied.metadata?.generation) {
+    else if (
+      cached.metadata?.resourceVersion !== applied.metadata?.resourceVersion &&
+      cached.metadata?.generation !== applied.metadata?.generation
+    ) {
       this.events.normal(model, 'Updated', `updated ${desired.kind} ${name} to the OnnxModel's spec`);
     }
     return applied;
   }
 
-  private async deleteChild(model: OnnxModel, kind: string, collection: string, cached: KubernetesObject | undefined): Promise<void> {
+  private async deleteChild(
+    model: OnnxModel,
+    kind: string,
+    collection: string,
+    cached: KubernetesObject | undefined,
+  ): Promise<void> {
     if (!cached || ownerKey(cached) !== keyOf(model)) return;
     try {
       await this.rest.delete(`${collection}/${cached.metadata!.name}`);
@@ -183,7 +232,7 @@ export class OnnxModelController {
     const desired = desiredObjects(model, this.defaults);
     /** Each child as last seen: from the cache, then as applied. */
     const live = new Map<string, KubernetesObject | undefined>();
-    let failure: unknown;
+    let failure: Error | undefined;
     try {
       for (const owned of OWNED_KINDS) {
         const collection = owned.collection(namespace);
@@ -198,18 +247,28 @@ export class OnnxModelController {
         live.set(owned.kind, await this.applyChild(model, want, collection, cached));
       }
     } catch (err) {
-      failure = err;
-      this.events.warning(model, 'ReconcileError', (err as Error).message);
+      failure = err instanceof Error ? err : new Error(String(err));
+      this.events.warning(model, 'ReconcileError', failure.message);
     }
-    const deployment = live.get('Deployment') as V1Deployment | undefined;
-    const service = live.get('Service') as V1Service | undefined;
+    const deployment = live.get('Deployment');
+    const service = live.get('Service');
 
-    const pods = this.pods.list().filter((p) => p.metadata?.namespace === namespace && p.metadata.labels?.[MODEL_LABEL] === name);
-    const status = computeStatus(model, { deployment, service, pods, reconcileError: failure ? (failure as Error).message : undefined, now: new Date() });
+    const pods = this.pods
+      .list()
+      .filter((p) => p.metadata?.namespace === namespace && p.metadata.labels?.[MODEL_LABEL] === name);
+    const status = computeStatus(model, {
+      deployment,
+      service,
+      pods,
+      reconcileError: failure?.message,
+      now: new Date(),
+    });
     if (!sameStatus(model.status, status)) {
       try {
         // A merge patch keeps what it does not mention: a vanished address must be nulled explicitly.
-        await this.rest.mergePatch(`${paths.onnxModels(namespace)}/${name}/status`, { status: { ...status, address: status.address ?? null, url: status.url ?? null } });
+        await this.rest.mergePatch(`${paths.onnxModels(namespace)}/${name}/status`, {
+          status: { ...status, address: status.address ?? null, url: status.url ?? null },
+        });
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }

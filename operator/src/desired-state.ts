@@ -41,7 +41,8 @@ function probe(path: string, periodSeconds: number, failureThreshold: number): V
 }
 
 /** A spec value written as the contract writes it, or nothing when the spec leaves it out. */
-const optional = <T>(value: T | undefined, write: (v: T) => string): string | undefined => (value === undefined ? undefined : write(value));
+const optional = <T>(value: T | undefined, write: (v: T) => string): string | undefined =>
+  value === undefined ? undefined : write(value);
 
 /** The server's environment (crds/server-env.ts): what the spec says, then the user's own env (which wins on a name clash). */
 export function serverEnv(model: OnnxModel): V1EnvVar[] {
@@ -149,7 +150,13 @@ export function desiredObjects(model: OnnxModel, defaults: OperatorDefaults): De
           // The server never talks to the Kubernetes API; Workload Identity uses the metadata server.
           automountServiceAccountToken: false,
           ...(spec.serviceAccountName ? { serviceAccountName: spec.serviceAccountName } : {}),
-          securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            fsGroup: 1000,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           terminationGracePeriodSeconds: DRAIN_DELAY_SECONDS + SHUTDOWN_GRACE_SECONDS + 5,
           volumes: [
             { name: 'model-cache', emptyDir: {} },
@@ -169,7 +176,9 @@ export function desiredObjects(model: OnnxModel, defaults: OperatorDefaults): De
     spec: {
       type: spec.service?.type ?? SPEC_DEFAULTS.service.type,
       selector,
-      ports: [{ name: 'http', port: spec.service?.port ?? SPEC_DEFAULTS.service.port, targetPort: 'http', protocol: 'TCP' }],
+      ports: [
+        { name: 'http', port: spec.service?.port ?? SPEC_DEFAULTS.service.port, targetPort: 'http', protocol: 'TCP' },
+      ],
     },
   };
   const objects: DesiredObjects = { deployment, service };
@@ -182,10 +191,19 @@ export function desiredObjects(model: OnnxModel, defaults: OperatorDefaults): De
         scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: model.metadata.name! },
         minReplicas: spec.autoscaling.minReplicas ?? 1,
         maxReplicas: spec.autoscaling.maxReplicas,
-        metrics: [{
-          type: 'Resource',
-          resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: spec.autoscaling.targetCPUUtilizationPercentage ?? SPEC_DEFAULTS.targetCPUUtilizationPercentage } },
-        }],
+        metrics: [
+          {
+            type: 'Resource',
+            resource: {
+              name: 'cpu',
+              target: {
+                type: 'Utilization',
+                averageUtilization:
+                  spec.autoscaling.targetCPUUtilizationPercentage ?? SPEC_DEFAULTS.targetCPUUtilizationPercentage,
+              },
+            },
+          },
+        ],
       },
     };
   }

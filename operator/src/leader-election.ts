@@ -69,7 +69,8 @@ export class LeaderElector {
       onStopped();
     };
     this.watchdog = setInterval(() => {
-      if (this.leading && Date.now() - this.lastRenew > this.renewDeadline * 1000) stepDown('could not renew the lease in time');
+      if (this.leading && Date.now() - this.lastRenew > this.renewDeadline * 1000)
+        stepDown('could not renew the lease in time');
     }, 250);
     this.watchdog.unref();
     const tick = async () => {
@@ -119,7 +120,13 @@ export class LeaderElector {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name, namespace },
-        spec: { holderIdentity: identity, leaseDurationSeconds: this.duration, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+        spec: {
+          holderIdentity: identity,
+          leaseDurationSeconds: this.duration,
+          acquireTime: microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: 0,
+        },
       };
       try {
         await this.rest.post(paths.leases(namespace), fresh, this.requestTimeoutMs());
@@ -165,7 +172,10 @@ export class LeaderElector {
     try {
       const lease = await this.rest.get<Lease>(path);
       if (lease.spec.holderIdentity !== this.opts.identity) return;
-      await this.rest.put(path, { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date()) } });
+      await this.rest.put(path, {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date()) },
+      });
       this.logger.info('released leadership');
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'could not release the lease');

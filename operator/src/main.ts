@@ -46,7 +46,14 @@ async function main(): Promise<void> {
     }
   });
   await new Promise<void>((resolve) => http.listen(config.port, resolve));
-  logger.info({ port: (http.address() as AddressInfo).port, serverImage: config.serverImage, leaderElection: config.leaderElection }, 'operator started');
+  logger.info(
+    {
+      port: (http.address() as AddressInfo).port,
+      serverImage: config.serverImage,
+      leaderElection: config.leaderElection,
+    },
+    'operator started',
+  );
 
   const startController = () => {
     controller.metrics.leader.set(1);
@@ -56,7 +63,11 @@ async function main(): Promise<void> {
     });
   };
   if (config.leaderElection) {
-    elector = new LeaderElector(rest, { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity }, logger);
+    elector = new LeaderElector(
+      rest,
+      { namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity },
+      logger,
+    );
     // Losing the lease mid-flight means another replica may already act: stop at once, as controller-runtime does.
     elector.run(startController, () => process.exit(1));
   } else {

@@ -26,16 +26,29 @@ export function selectorLabels(model: OnnxModel): Record<string, string> {
 }
 
 export function selectorString(model: OnnxModel): string {
-  return Object.entries(selectorLabels(model)).map(([k, v]) => `${k}=${v}`).join(',');
+  return Object.entries(selectorLabels(model))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 /** Makes the OnnxModel the controller of a child: deleting the model garbage-collects it. */
 export function ownerReference(model: OnnxModel): V1OwnerReference {
-  return { apiVersion: API_VERSION, kind: KIND, name: model.metadata.name!, uid: model.metadata.uid!, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: model.metadata.name!,
+    uid: model.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /** The OnnxModel a child belongs to, from its controller reference. */
-export function ownerKey(obj: { metadata?: { namespace?: string; ownerReferences?: V1OwnerReference[] } }): string | undefined {
-  const ref = obj.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`));
+export function ownerKey(obj: {
+  metadata?: { namespace?: string; ownerReferences?: V1OwnerReference[] };
+}): string | undefined {
+  const ref = obj.metadata?.ownerReferences?.find(
+    (r) => r.controller && r.kind === KIND && r.apiVersion.startsWith(`${GROUP}/`),
+  );
   return ref && obj.metadata?.namespace ? `${obj.metadata.namespace}/${ref.name}` : undefined;
 }

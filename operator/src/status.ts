@@ -60,16 +60,32 @@ function podTrouble(pod: V1Pod): Cond | undefined {
   if (pod.metadata?.deletionTimestamp) return undefined;
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
-    return { type: 'Ready', status: 'False', reason: 'Unschedulable', message: `pod ${name}: ${scheduled.message ?? 'no node can run it'}` };
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'Unschedulable',
+      message: `pod ${name}: ${scheduled.message ?? 'no node can run it'}`,
+    };
   }
-  const server: V1ContainerStatus | undefined = pod.status?.containerStatuses?.find((c) => c.name === 'server') ?? pod.status?.containerStatuses?.[0];
+  const server: V1ContainerStatus | undefined =
+    pod.status?.containerStatuses?.find((c) => c.name === 'server') ?? pod.status?.containerStatuses?.[0];
   if (!server || server.ready) return undefined;
   const waiting = server.state?.waiting;
   if (waiting?.reason && IMAGE_FAILURES.has(waiting.reason)) {
-    return { type: 'Ready', status: 'False', reason: 'ImagePullFailed', message: `pod ${name}: ${waiting.reason}: ${waiting.message ?? server.image}` };
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'ImagePullFailed',
+      message: `pod ${name}: ${waiting.reason}: ${waiting.message ?? server.image}`,
+    };
   }
   if (waiting?.reason && CREATE_FAILURES.has(waiting.reason)) {
-    return { type: 'Ready', status: 'False', reason: 'PodFailing', message: `pod ${name}: ${waiting.reason}: ${waiting.message ?? ''}`.trimEnd() };
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'PodFailing',
+      message: `pod ${name}: ${waiting.reason}: ${waiting.message ?? ''}`.trimEnd(),
+    };
   }
   // The last run ended badly: the server said why in its termination message. Only while it is down:
   // a container running again (loading, warming up) is not reported by its previous crash.
@@ -79,12 +95,25 @@ function podTrouble(pod: V1Pod): Cond | undefined {
   const said = lastWords(last.message);
   const restarts = server.restartCount > 0 ? ` (restarted ${server.restartCount} times)` : '';
   if (last.exitCode === EXIT_CODE.modelLoadFailed) {
-    return { type: 'Ready', status: 'False', reason: 'ModelLoadFailed', message: `pod ${name}: ${said || 'the model failed to load'}${restarts}` };
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'ModelLoadFailed',
+      message: `pod ${name}: ${said || 'the model failed to load'}${restarts}`,
+    };
   }
   if (last.exitCode === EXIT_CODE.invalidConfig) {
-    return { type: 'Ready', status: 'False', reason: 'InvalidServerConfig', message: `pod ${name}: ${said || 'the server refused its environment'}${restarts}` };
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'InvalidServerConfig',
+      message: `pod ${name}: ${said || 'the server refused its environment'}${restarts}`,
+    };
   }
-  const why = last.reason === 'OOMKilled' ? 'killed for exceeding its memory limit (raise resources.limits.memory)' : said || `exited with code ${last.exitCode}`;
+  const why =
+    last.reason === 'OOMKilled'
+      ? 'killed for exceeding its memory limit (raise resources.limits.memory)'
+      : said || `exited with code ${last.exitCode}`;
   return { type: 'Ready', status: 'False', reason: 'ServerCrashing', message: `pod ${name}: ${why}${restarts}` };
 }
 
@@ -102,7 +131,11 @@ export function computeConditions(model: OnnxModel, obs: Observation): Cond[] {
   const desired = desiredReplicas(model, d);
   const ready = d?.status?.readyReplicas ?? 0;
   const updated = d?.status?.updatedReplicas ?? 0;
-  const rolledOut = d !== undefined && (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 1) && updated >= desired && (d.status?.replicas ?? 0) <= desired;
+  const rolledOut =
+    d !== undefined &&
+    (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 1) &&
+    updated >= desired &&
+    (d.status?.replicas ?? 0) <= desired;
   const address = serviceAddress(service);
   const needsAddress = service?.spec?.type === 'LoadBalancer';
   const available = deploymentCondition(d, 'Available');
@@ -112,37 +145,105 @@ export function computeConditions(model: OnnxModel, obs: Observation): Cond[] {
   const conditions: Cond[] = [];
   let readyCond: Cond;
   let trouble: Cond | undefined;
-  if (obs.reconcileError) readyCond = { type: 'Ready', status: 'False', reason: 'ReconcileError', message: obs.reconcileError };
-  else if (!d) readyCond = { type: 'Ready', status: 'False', reason: 'DeploymentMissing', message: 'the Deployment has not been created yet' };
-  else if (desired === 0) readyCond = { type: 'Ready', status: 'False', reason: 'ScaledToZero', message: 'replicas is 0; the model is not served' };
+  if (obs.reconcileError)
+    readyCond = { type: 'Ready', status: 'False', reason: 'ReconcileError', message: obs.reconcileError };
+  else if (!d)
+    readyCond = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'DeploymentMissing',
+      message: 'the Deployment has not been created yet',
+    };
+  else if (desired === 0)
+    readyCond = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'ScaledToZero',
+      message: 'replicas is 0; the model is not served',
+    };
   else if (ready < desired && (trouble = firstTrouble(obs.pods))) readyCond = trouble;
-  else if (!rolledOut) readyCond = { type: 'Ready', status: 'False', reason: 'RolloutInProgress', message: `${updated} of ${desired} replicas updated, ${ready} ready` };
-  else if (ready < desired) readyCond = { type: 'Ready', status: 'False', reason: 'ReplicasNotReady', message: `${ready} of ${desired} replicas ready (model loading, or see the pods' events)` };
-  else if (needsAddress && !address) readyCond = { type: 'Ready', status: 'False', reason: 'AwaitingLoadBalancer', message: `${ready} replicas ready; waiting for the load balancer's address` };
-  else readyCond = { type: 'Ready', status: 'True', reason: 'Serving', message: `${ready} of ${desired} replicas ready${address ? ` at ${address}` : ''}` };
+  else if (!rolledOut)
+    readyCond = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'RolloutInProgress',
+      message: `${updated} of ${desired} replicas updated, ${ready} ready`,
+    };
+  else if (ready < desired)
+    readyCond = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'ReplicasNotReady',
+      message: `${ready} of ${desired} replicas ready (model loading, or see the pods' events)`,
+    };
+  else if (needsAddress && !address)
+    readyCond = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'AwaitingLoadBalancer',
+      message: `${ready} replicas ready; waiting for the load balancer's address`,
+    };
+  else
+    readyCond = {
+      type: 'Ready',
+      status: 'True',
+      reason: 'Serving',
+      message: `${ready} of ${desired} replicas ready${address ? ` at ${address}` : ''}`,
+    };
   conditions.push(readyCond);
 
-  conditions.push(available
-    ? { type: 'Available', status: available.status as 'True' | 'False', reason: available.reason ?? 'Deployment', message: available.message ?? '' }
-    : { type: 'Available', status: 'False', reason: 'DeploymentMissing', message: 'no Deployment status yet' });
+  conditions.push(
+    available
+      ? {
+          type: 'Available',
+          status: available.status,
+          reason: available.reason ?? 'Deployment',
+          message: available.message ?? '',
+        }
+      : { type: 'Available', status: 'False', reason: 'DeploymentMissing', message: 'no Deployment status yet' },
+  );
 
   const rolling = d !== undefined && !rolledOut && !stalled;
-  conditions.push(rolling
-    ? { type: 'Progressing', status: 'True', reason: 'RollingOut', message: `${updated} of ${desired} replicas updated` }
-    : { type: 'Progressing', status: 'False', reason: stalled ? 'ProgressDeadlineExceeded' : 'Complete', message: stalled ? progressing?.message ?? 'rollout stalled' : 'the rollout is complete' });
+  conditions.push(
+    rolling
+      ? {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'RollingOut',
+          message: `${updated} of ${desired} replicas updated`,
+        }
+      : {
+          type: 'Progressing',
+          status: 'False',
+          reason: stalled ? 'ProgressDeadlineExceeded' : 'Complete',
+          message: stalled ? (progressing?.message ?? 'rollout stalled') : 'the rollout is complete',
+        },
+  );
 
-  if (obs.reconcileError) conditions.push({ type: 'Degraded', status: 'True', reason: 'ReconcileError', message: obs.reconcileError });
-  else if (stalled) conditions.push({ type: 'Degraded', status: 'True', reason: 'ProgressDeadlineExceeded', message: progressing?.message ?? 'the rollout stalled: pods do not become ready' });
+  if (obs.reconcileError)
+    conditions.push({ type: 'Degraded', status: 'True', reason: 'ReconcileError', message: obs.reconcileError });
+  else if (stalled)
+    conditions.push({
+      type: 'Degraded',
+      status: 'True',
+      reason: 'ProgressDeadlineExceeded',
+      message: progressing?.message ?? 'the rollout stalled: pods do not become ready',
+    });
   else conditions.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
   return conditions;
 }
 
 /** Keeps lastTransitionTime when a condition's status did not change (so `kubectl describe` ages are true). */
-export function mergeConditions(previous: readonly V1Condition[] | undefined, next: Cond[], generation: number, now: Date): V1Condition[] {
+export function mergeConditions(
+  previous: readonly V1Condition[] | undefined,
+  next: Cond[],
+  generation: number,
+  now: Date,
+): V1Condition[] {
   return next.map((c) => {
     const old = previous?.find((p) => p.type === c.type);
     const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : now;
-    return { ...c, observedGeneration: generation, lastTransitionTime } as V1Condition;
+    return { ...c, observedGeneration: generation, lastTransitionTime };
   });
 }
 
@@ -167,7 +268,8 @@ export function computeStatus(model: OnnxModel, obs: Observation): OnnxModelStat
 
 /** True when two statuses say the same thing (ignoring transition timestamps), so no write is needed. */
 export function sameStatus(a: OnnxModelStatus | undefined, b: OnnxModelStatus): boolean {
-  const strip = (s: OnnxModelStatus | undefined) => canonical({ ...s, conditions: s?.conditions?.map(({ lastTransitionTime: _t, ...rest }) => rest) });
+  const strip = (s: OnnxModelStatus | undefined) =>
+    canonical({ ...s, conditions: s?.conditions?.map(({ lastTransitionTime: _t, ...rest }) => rest) });
   return strip(a) === strip(b);
 }
 
@@ -175,7 +277,9 @@ export function sameStatus(a: OnnxModelStatus | undefined, b: OnnxModelStatus): 
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([x], [y]) => (x < y ? -1 : 1));
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([x], [y]) => (x < y ? -1 : 1));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);

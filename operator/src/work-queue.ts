@@ -51,10 +51,13 @@ export class WorkQueue {
   /** Adds the key after a delay (replacing an earlier pending delay for it). */
   addAfter(key: string, delayMs: number): void {
     clearTimeout(this.timers.get(key));
-    this.timers.set(key, setTimeout(() => {
-      this.timers.delete(key);
-      this.add(key);
-    }, delayMs));
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        this.add(key);
+      }, delayMs),
+    );
   }
 
   /** Re-queues a failed key with exponential backoff; returns the delay used. */

@@ -17,11 +17,17 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { DEFAULT_SERVER_IMAGE } from '../src/config.js';
 import { eventually, repoRoot, sharedControlPlane, type ControlPlane } from './helpers/control-plane.js';
-import { IMAGE_BUILD_TIMEOUT_MS, parseExports, run, sleep, tail, type Run } from '../../inference-server/test/helpers/podman.js';
+import {
+  IMAGE_BUILD_TIMEOUT_MS,
+  parseExports,
+  run,
+  sleep,
+  tail,
+  type Run,
+} from '../../inference-server/test/helpers/podman.js';
 import { freePort } from '../../scripts/testkit/free-port.js';
 
 const CRD_NAME = 'onnxmodels.serving.onnxoperator.dev';
-
 
 type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -69,8 +75,11 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
     for (;;) {
       const hit = (await logLines()).find(predicate);
       if (hit) return hit;
-      const state = (await podman(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', container!])).stdout.trim();
-      if (!state.startsWith('running')) throw new Error(`the operator container stopped (${state}):\n${tail(await rawLogs())}`);
+      const state = (
+        await podman(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', container!])
+      ).stdout.trim();
+      if (!state.startsWith('running'))
+        throw new Error(`the operator container stopped (${state}):\n${tail(await rawLogs())}`);
       if (Date.now() > deadline) throw new Error(`no such log line after ${timeoutMs} ms:\n${tail(await rawLogs())}`);
       await sleep(250);
     }
@@ -89,9 +98,13 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
       }),
       sharedControlPlane(),
     ]);
-    if (build.code !== 0) throw new Error(`scripts/containers/build-images.sh operator failed (exit ${build.code}); last lines:\n${tail(build.stderr, 60)}`);
+    if (build.code !== 0)
+      throw new Error(
+        `scripts/containers/build-images.sh operator failed (exit ${build.code}); last lines:\n${tail(build.stderr, 60)}`,
+      );
     const vars = parseExports(build.stdout);
-    if (!vars.CONTAINERS_CONF || !vars.OPERATOR_IMAGE) throw new Error(`build-images.sh printed no image:\n${build.stdout}`);
+    if (!vars.CONTAINERS_CONF || !vars.OPERATOR_IMAGE)
+      throw new Error(`build-images.sh printed no image:\n${build.stdout}`);
     env = { ...process.env, ...vars };
     image = vars.OPERATOR_IMAGE;
     cp = plane;
@@ -117,14 +130,25 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
     port = await freePort();
     const name = `onnx-operator-test-${randomBytes(4).toString('hex')}`;
     await podmanOk([
-      'run', '-d', '--name', name,
-      '--network=host', '--read-only', '--user', '1000',
-      '-v', `${kubeconfig}:/kubeconfig:ro`,
-      '-e', 'KUBECONFIG=/kubeconfig',
-      '-e', 'LEADER_ELECTION=false',
-      '-e', `PORT=${port}`,
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network=host',
+      '--read-only',
+      '--user',
+      '1000',
+      '-v',
+      `${kubeconfig}:/kubeconfig:ro`,
+      '-e',
+      'KUBECONFIG=/kubeconfig',
+      '-e',
+      'LEADER_ELECTION=false',
+      '-e',
+      `PORT=${port}`,
       // Only this test's namespace: other test files' models in the shared plane are not its business.
-      '-e', `WATCH_NAMESPACE=${namespace}`,
+      '-e',
+      `WATCH_NAMESPACE=${namespace}`,
       image,
     ]);
     container = name;
@@ -139,11 +163,16 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
   });
 
   it('runs as uid/gid 1000 and carries the OCI labels', async () => {
-    const inspect = JSON.parse(await podmanOk(['image', 'inspect', image])) as { Config: { User?: string; Labels?: Record<string, string>; Entrypoint?: string[] } }[];
+    const inspect = JSON.parse(await podmanOk(['image', 'inspect', image])) as {
+      Config: { User?: string; Labels?: Record<string, string>; Entrypoint?: string[] };
+    }[];
     const config = inspect[0]!.Config;
     expect(config.User).to.equal('1000:1000');
-    expect(config.Labels).to.include({ 'org.opencontainers.image.title': 'onnx-operator', 'org.opencontainers.image.licenses': 'Apache-2.0' });
-    expect(config.Labels?.['org.opencontainers.image.description']).to.be.a('string').and.not.empty;
+    expect(config.Labels).to.include({
+      'org.opencontainers.image.title': 'onnx-operator',
+      'org.opencontainers.image.licenses': 'Apache-2.0',
+    });
+    expect(config.Labels?.['org.opencontainers.image.description']).to.be.a('string').with.length.greaterThan(0);
     expect(config.Entrypoint).to.deep.equal(['node', 'dist/operator/src/main.js']);
   });
 
@@ -161,16 +190,20 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
     this.timeout(90_000);
     await kubectl(['apply', '-n', namespace, '-f', join(repoRoot(), 'config', 'samples', 'minimal.yaml')]);
     const deployment = await eventually(
-      async () => JSON.parse(await kubectl(['get', 'deployment', 'minimal', '-n', namespace, '-o', 'json'])) as {
-        metadata: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
-        spec: { template: { spec: { containers: { image: string }[] } } };
-      },
+      async () =>
+        JSON.parse(await kubectl(['get', 'deployment', 'minimal', '-n', namespace, '-o', 'json'])) as {
+          metadata: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+          spec: { template: { spec: { containers: { image: string }[] } } };
+        },
       { timeoutMs: 60_000, intervalMs: 500 },
     ).catch(async (err: unknown) => {
       throw new Error(`no Deployment: ${(err as Error).message}\noperator log:\n${tail(await rawLogs())}`);
     });
     const owner = deployment.metadata.ownerReferences?.find((r) => r.kind === 'OnnxModel');
-    expect(owner, JSON.stringify(deployment.metadata.ownerReferences)).to.include({ name: 'minimal', controller: true });
+    expect(owner, JSON.stringify(deployment.metadata.ownerReferences)).to.include({
+      name: 'minimal',
+      controller: true,
+    });
     expect(deployment.spec.template.spec.containers[0]!.image).to.equal(DEFAULT_SERVER_IMAGE);
   });
 

@@ -23,7 +23,13 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { expect } from 'chai';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { eventually, repoRoot, sharedControlPlane, startControlPlane, type ControlPlane } from './helpers/control-plane.js';
+import {
+  eventually,
+  repoRoot,
+  sharedControlPlane,
+  startControlPlane,
+  type ControlPlane,
+} from './helpers/control-plane.js';
 
 const ROOT = repoRoot();
 const OPERATOR_MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
@@ -69,7 +75,8 @@ async function ok(cp: ControlPlane, args: string[], input?: string): Promise<str
   return r.stdout;
 }
 
-const getJson = async <T>(cp: ControlPlane, args: string[]): Promise<T> => JSON.parse(await ok(cp, ['get', ...args, '-o', 'json'])) as T;
+const getJson = async <T>(cp: ControlPlane, args: string[]): Promise<T> =>
+  JSON.parse(await ok(cp, ['get', ...args, '-o', 'json'])) as T;
 
 /** The rendered install, as objects. */
 async function render(cp: ControlPlane): Promise<K8sObject[]> {
@@ -83,12 +90,19 @@ async function render(cp: ControlPlane): Promise<K8sObject[]> {
 function managerEnv(objects: K8sObject[]): ManagerEnv {
   const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === SA) as Deployment | undefined;
   if (!deployment) throw new Error('config/default renders no onnx-operator Deployment');
-  const env = Object.fromEntries((deployment.spec.template.spec.containers[0]!.env ?? []).map((e) => [e.name, e.value]));
+  const env = Object.fromEntries(
+    (deployment.spec.template.spec.containers[0]!.env ?? []).map((e) => [e.name, e.value]),
+  );
   for (const key of ['LEADER_ELECTION', 'SERVER_IMAGE', 'PORT'] as const) {
     if (!env[key]) throw new Error(`the operator container sets no ${key}`);
   }
   // POD_NAMESPACE comes from the downward API: the Deployment's namespace.
-  return { LEADER_ELECTION: env.LEADER_ELECTION!, POD_NAMESPACE: deployment.metadata.namespace ?? '', SERVER_IMAGE: env.SERVER_IMAGE!, PORT: env.PORT! };
+  return {
+    LEADER_ELECTION: env.LEADER_ELECTION!,
+    POD_NAMESPACE: deployment.metadata.namespace ?? '',
+    SERVER_IMAGE: env.SERVER_IMAGE!,
+    PORT: env.PORT!,
+  };
 }
 
 async function install(cp: ControlPlane): Promise<void> {
@@ -148,8 +162,8 @@ function startOperator(env: Record<string, string>): Operator {
   const logs: LogLine[] = [];
   const raw: string[] = [];
   let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  createInterface({ input: child.stdout! }).on('line', (text) => {
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  createInterface({ input: child.stdout }).on('line', (text) => {
     raw.push(text);
     try {
       logs.push(JSON.parse(text) as LogLine);
@@ -164,7 +178,8 @@ function startOperator(env: Record<string, string>): Operator {
     exited = true;
     running.delete(child);
   });
-  const tail = () => `--- operator log (last 40 lines) ---\n${raw.slice(-40).join('\n')}\n--- stderr ---\n${stderr.slice(-3000)}`;
+  const tail = () =>
+    `--- operator log (last 40 lines) ---\n${raw.slice(-40).join('\n')}\n--- stderr ---\n${stderr.slice(-3000)}`;
   return {
     child,
     logs,
@@ -219,7 +234,14 @@ describe('install manifests (config/default) on a real API server', function () 
     if (dir) await rm(dir, { recursive: true, force: true });
     if (!cp) return;
     // Not the CRD: other test files share this plane and install it themselves.
-    await cp.kubectl(['delete', 'clusterrolebinding/onnx-operator', 'clusterrole/onnx-operator', `namespace/${NS}`, '--ignore-not-found', '--wait=false']);
+    await cp.kubectl([
+      'delete',
+      'clusterrolebinding/onnx-operator',
+      'clusterrole/onnx-operator',
+      `namespace/${NS}`,
+      '--ignore-not-found',
+      '--wait=false',
+    ]);
   });
 
   it('kubectl kustomize config/default renders the CRD, RBAC and the operator in onnx-operator-system, images pinned', async () => {
@@ -236,17 +258,24 @@ describe('install manifests (config/default) on a real API server', function () 
       'ServiceAccount/onnx-operator',
     ]);
     const clusterScoped = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding']);
-    for (const o of objects) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal(clusterScoped.has(o.kind) ? undefined : NS);
+    for (const o of objects)
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal(clusterScoped.has(o.kind) ? undefined : NS);
     for (const binding of objects.filter((o) => o.kind.endsWith('Binding'))) {
-      expect((binding as unknown as { subjects: unknown[] }).subjects).to.deep.equal([{ kind: 'ServiceAccount', name: SA, namespace: NS }]);
+      expect((binding as unknown as { subjects: unknown[] }).subjects).to.deep.equal([
+        { kind: 'ServiceAccount', name: SA, namespace: NS },
+      ]);
     }
     const deployment = objects.find((o) => o.kind === 'Deployment') as Deployment;
     const container = deployment.spec.template.spec.containers[0]!;
     expect(deployment.spec.template.spec.serviceAccountName).to.equal(SA);
-    expect(container.image, 'a registry path to the onnx-operator image').to.match(/^\S+\/onnx-operator(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/);
+    expect(container.image, 'a registry path to the onnx-operator image').to.match(
+      /^\S+\/onnx-operator(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/,
+    );
     expect(container.image).to.not.match(/:latest$/);
     const env = managerEnv(objects);
-    expect(env.SERVER_IMAGE, 'SERVER_IMAGE follows the inference-server image (image-fields.yaml)').to.match(/\/inference-server[:@]/);
+    expect(env.SERVER_IMAGE, 'SERVER_IMAGE follows the inference-server image (image-fields.yaml)').to.match(
+      /\/inference-server[:@]/,
+    );
     expect(env.LEADER_ELECTION).to.equal('true');
     expect(env.POD_NAMESPACE).to.equal(NS);
   });
@@ -261,7 +290,13 @@ describe('install manifests (config/default) on a real API server', function () 
     // No kubelet: the pods stay Pending, but the ReplicaSet creates them (Pod Security admission would refuse them otherwise).
     await eventually(
       async () => {
-        const pods = await getJson<{ items: unknown[] }>(cp, ['pods', '-n', NS, '-l', 'app.kubernetes.io/name=onnx-operator']);
+        const pods = await getJson<{ items: unknown[] }>(cp, [
+          'pods',
+          '-n',
+          NS,
+          '-l',
+          'app.kubernetes.io/name=onnx-operator',
+        ]);
         expect(pods.items).to.have.length(2);
       },
       { timeoutMs: 60_000 },
@@ -273,7 +308,15 @@ describe('install manifests (config/default) on a real API server', function () 
   it('the samples pass the API server validation (schema and CEL rules): kubectl apply --dry-run=server -k config/samples', async () => {
     const ns = await cp.createNamespace('install-samples');
     try {
-      const out = await ok(cp, ['apply', '--server-side', '--dry-run=server', '-n', ns, '-k', join(ROOT, 'config', 'samples')]);
+      const out = await ok(cp, [
+        'apply',
+        '--server-side',
+        '--dry-run=server',
+        '-n',
+        ns,
+        '-k',
+        join(ROOT, 'config', 'samples'),
+      ]);
       expect(out).to.match(/onnxmodel\.serving\.onnxoperator\.dev\/minimal serverside-applied \(server dry run\)/);
       expect(out).to.match(/onnxmodel\.serving\.onnxoperator\.dev\/resnet50 serverside-applied \(server dry run\)/);
     } finally {
@@ -360,7 +403,9 @@ describe('install manifests (config/default) on a real API server', function () 
       const r = await cp.kubectl(['auth', 'can-i', verb, resource, ...extra, ...where, `--as=${SA_USER}`]);
       const answer = r.stdout.trim();
       if (!['yes', 'no'].includes(answer.split('\n')[0]!.trim()) || (r.code !== 0 && r.code !== 1)) {
-        throw new Error(`kubectl auth can-i ${verb} ${resource} ${extra.join(' ')}: exit ${r.code}: ${answer} ${r.stderr}`);
+        throw new Error(
+          `kubectl auth can-i ${verb} ${resource} ${extra.join(' ')}: exit ${r.code}: ${answer} ${r.stderr}`,
+        );
       }
       return r.code === 0;
     }
@@ -379,12 +424,18 @@ describe('install manifests (config/default) on a real API server', function () 
 
     it('yes for every verb the operator uses', async () => {
       const got = await answers(allowed);
-      expect(got.filter((l) => l.startsWith('no ')), 'denied, but the operator needs it').to.deep.equal([]);
+      expect(
+        got.filter((l) => l.startsWith('no ')),
+        'denied, but the operator needs it',
+      ).to.deep.equal([]);
     });
 
     it('no for everything it must not do', async () => {
       const got = await answers(denied);
-      expect(got.filter((l) => l.startsWith('yes')), 'allowed, but the operator must not').to.deep.equal([]);
+      expect(
+        got.filter((l) => l.startsWith('yes')),
+        'allowed, but the operator must not',
+      ).to.deep.equal([]);
     });
 
     it('kubectl auth can-i --list shows no resource beyond those', async () => {
@@ -435,7 +486,13 @@ describe('install manifests (config/default) on a real API server', function () 
 
     it('a minted token authenticates as the service account, not as an admin', async () => {
       const kubeconfig = await serviceAccountKubeconfig(cp, dir);
-      const whoami = await ok(cp, ['auth', 'whoami', `--kubeconfig=${kubeconfig}`, '-o', 'jsonpath={.status.userInfo.username}']);
+      const whoami = await ok(cp, [
+        'auth',
+        'whoami',
+        `--kubeconfig=${kubeconfig}`,
+        '-o',
+        'jsonpath={.status.userInfo.username}',
+      ]);
       expect(whoami).to.equal(SA_USER);
       const secrets = await cp.kubectl(['get', 'secrets', '-n', NS, `--kubeconfig=${kubeconfig}`]);
       expect(secrets.code).to.equal(1);
@@ -463,8 +520,12 @@ describe('install manifests (config/default) on a real API server', function () 
 
     it('reconciles config/samples/minimal.yaml: Deployment and Service appear, status and events are written', async () => {
       await ok(cp, ['apply', '-n', ns, '-f', join(ROOT, 'config', 'samples', 'minimal.yaml')]);
-      const deployment = await eventually(() => getJson<Deployment>(cp, ['deployment', 'minimal', '-n', ns]), { timeoutMs: 30_000 });
-      const server = deployment.spec.template.spec.containers.find((c) => c.name === 'server') ?? deployment.spec.template.spec.containers[0]!;
+      const deployment = await eventually(() => getJson<Deployment>(cp, ['deployment', 'minimal', '-n', ns]), {
+        timeoutMs: 30_000,
+      });
+      const server =
+        deployment.spec.template.spec.containers.find((c) => c.name === 'server') ??
+        deployment.spec.template.spec.containers[0]!;
       expect(server.image).to.equal(env.SERVER_IMAGE);
       await eventually(() => getJson(cp, ['service', 'minimal', '-n', ns]), { timeoutMs: 30_000 });
       const model = await eventually(
@@ -479,7 +540,16 @@ describe('install manifests (config/default) on a real API server', function () 
       expect(model.status!.selector).to.be.a('string').and.not.equal('');
       await eventually(
         async () => {
-          const events = await ok(cp, ['get', 'events', '-n', ns, '--field-selector', 'involvedObject.name=minimal,reason=Created', '-o', 'name']);
+          const events = await ok(cp, [
+            'get',
+            'events',
+            '-n',
+            ns,
+            '--field-selector',
+            'involvedObject.name=minimal,reason=Created',
+            '-o',
+            'name',
+          ]);
           expect(events.trim().split('\n').filter(Boolean).length).to.be.at.least(2); // Deployment and Service
         },
         { timeoutMs: 30_000 },
@@ -487,12 +557,15 @@ describe('install manifests (config/default) on a real API server', function () 
     });
 
     it('creates and deletes a PodDisruptionBudget and an HPA as the spec gains and loses them', async () => {
-      const patch = (p: unknown) => ok(cp, ['patch', 'onnxmodel', 'minimal', '-n', ns, '--type=merge', '-p', JSON.stringify(p)]);
+      const patch = (p: unknown) =>
+        ok(cp, ['patch', 'onnxmodel', 'minimal', '-n', ns, '--type=merge', '-p', JSON.stringify(p)]);
       const present = async (kind: string, want: boolean) => {
         const out = await ok(cp, ['get', kind, 'minimal', '-n', ns, '--ignore-not-found', '-o', 'name']);
         expect(out.trim() !== '', `${kind}/minimal ${want ? 'created' : 'deleted'}`).to.equal(want);
       };
-      await patch({ spec: { podDisruptionBudget: { minAvailable: 1 }, autoscaling: { minReplicas: 1, maxReplicas: 3 } } });
+      await patch({
+        spec: { podDisruptionBudget: { minAvailable: 1 }, autoscaling: { minReplicas: 1, maxReplicas: 3 } },
+      });
       await eventually(() => present('poddisruptionbudget', true), { timeoutMs: 30_000 });
       await eventually(() => present('horizontalpodautoscaler.autoscaling', true), { timeoutMs: 30_000 });
       await patch({ spec: { podDisruptionBudget: null, autoscaling: null } });
@@ -503,11 +576,20 @@ describe('install manifests (config/default) on a real API server', function () 
     it('was refused nothing, and releases the Lease on SIGTERM', async () => {
       expect(op.logs.filter(forbidden), op.tail()).to.deep.equal([]);
       const mine = (l: LogLine) => typeof l.key === 'string' && l.key.startsWith(`${ns}/`);
-      expect(op.logs.filter((l) => l.msg === 'reconcile failed; will retry' && mine(l)), op.tail()).to.deep.equal([]);
-      expect(op.logs.filter((l) => l.msg === 'lease update failed'), op.tail()).to.deep.equal([]);
+      expect(
+        op.logs.filter((l) => l.msg === 'reconcile failed; will retry' && mine(l)),
+        op.tail(),
+      ).to.deep.equal([]);
+      expect(
+        op.logs.filter((l) => l.msg === 'lease update failed'),
+        op.tail(),
+      ).to.deep.equal([]);
       const code = await op.stop();
       expect(code, op.tail()).to.equal(0);
-      expect(op.logs.some((l) => l.msg === 'released leadership'), op.tail()).to.equal(true);
+      expect(
+        op.logs.some((l) => l.msg === 'released leadership'),
+        op.tail(),
+      ).to.equal(true);
       const lease = await getJson<{ spec: { holderIdentity?: string } }>(cp, ['lease', LEASE, '-n', NS]);
       expect(lease.spec.holderIdentity ?? '').to.equal('');
     });
@@ -519,7 +601,9 @@ describe('install manifests (config/default) on a real API server', function () 
 
     before(async function () {
       this.timeout(900_000);
-      strict = await startControlPlane({ env: { CP_APISERVER_ARGS: '--enable-admission-plugins=OwnerReferencesPermissionEnforcement' } });
+      strict = await startControlPlane({
+        env: { CP_APISERVER_ARGS: '--enable-admission-plugins=OwnerReferencesPermissionEnforcement' },
+      });
     });
 
     after(async function () {
@@ -553,7 +637,9 @@ describe('install manifests (config/default) on a real API server', function () 
       );
       const ready = model.status!.conditions!.find((c) => c.type === 'Ready');
       expect(ready?.reason, `${JSON.stringify(ready)}\n${op.tail()}`).to.not.equal('ReconcileError');
-      const deployment = await getJson<Deployment & { metadata: { ownerReferences?: { blockOwnerDeletion?: boolean }[] } }>(plane, ['deployment', 'minimal', '-n', ns]);
+      const deployment = await getJson<
+        Deployment & { metadata: { ownerReferences?: { blockOwnerDeletion?: boolean }[] } }
+      >(plane, ['deployment', 'minimal', '-n', ns]);
       expect(deployment.metadata.ownerReferences?.[0]?.blockOwnerDeletion).to.equal(true);
       expect(op.logs.filter(forbidden), op.tail()).to.deep.equal([]);
     });

@@ -34,7 +34,13 @@ import { testModels } from '../../inference-server/test/helpers/models.js';
 import { spawnServer, type ServerProcess } from '../../inference-server/test/helpers/process.js';
 import { eventually, repoRoot, sharedControlPlane, type ControlPlane } from './helpers/control-plane.js';
 import { markPodsReady, setLoadBalancerIngress, startFakeKubelet } from './helpers/kubelet.js';
-import { metricValue, startOperator, type LogLine, type OperatorEnv, type OperatorProcess } from './helpers/operator-process.js';
+import {
+  metricValue,
+  startOperator,
+  type LogLine,
+  type OperatorEnv,
+  type OperatorProcess,
+} from './helpers/operator-process.js';
 import { kubeconfigServer, startTcpProxy, writeKubeconfigCopy, type TcpProxy } from './helpers/tcp-proxy.js';
 
 const ROOT = repoRoot();
@@ -72,7 +78,12 @@ async function exists(ns: string, kind: string, name: string): Promise<boolean> 
   return (await kubectl(['get', kind, name, '-n', ns, '--ignore-not-found', '-o', 'name'])).trim() !== '';
 }
 
-const manifest = (name: string, spec: OnnxModelSpec) => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec });
+const manifest = (name: string, spec: OnnxModelSpec) => ({
+  apiVersion: API_VERSION,
+  kind: KIND,
+  metadata: { name },
+  spec,
+});
 
 async function applyModel(ns: string, name: string, spec: OnnxModelSpec): Promise<void> {
   await kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(manifest(name, spec)));
@@ -91,12 +102,20 @@ const serverContainer = (d: V1Deployment) => {
   if (!c) throw new Error(`deployment ${d.metadata!.name} has no server container`);
   return c;
 };
-const envOf = (env: V1EnvVar[] | undefined): Record<string, string | undefined> => Object.fromEntries((env ?? []).map((e) => [e.name, e.value]));
+const envOf = (env: V1EnvVar[] | undefined): Record<string, string | undefined> =>
+  Object.fromEntries((env ?? []).map((e) => [e.name, e.value]));
 const serverEnv = (d: V1Deployment) => envOf(serverContainer(d).env);
 const condition = (m: OnnxModel, type: string) => m.status?.conditions?.find((c) => c.type === type);
 
 /** The controller reference a child must carry: the OnnxModel, by uid. */
-const ownerRefOf = (m: OnnxModel) => ({ apiVersion: API_VERSION, kind: KIND, name: m.metadata.name, uid: m.metadata.uid, controller: true, blockOwnerDeletion: true });
+const ownerRefOf = (m: OnnxModel) => ({
+  apiVersion: API_VERSION,
+  kind: KIND,
+  name: m.metadata.name,
+  uid: m.metadata.uid,
+  controller: true,
+  blockOwnerDeletion: true,
+});
 
 function childLabels(name: string): Record<string, string> {
   return {
@@ -111,12 +130,12 @@ function childLabels(name: string): Record<string, string> {
 /** A kubectl table as records, cut at the header's column starts (so empty cells stay empty). */
 function parseTable(text: string): Record<string, string>[] {
   const [header = '', ...rows] = text.trimEnd().split('\n');
-  const cols = [...header.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index! }));
+  const cols = [...header.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index }));
   return rows.map((row) => Object.fromEntries(cols.map((c, i) => [c.name, row.slice(c.at, cols[i + 1]?.at).trim()])));
 }
 
 /** Fails if `fn` fails at any point during `ms` (the opposite of eventually: nothing changes back). */
-async function consistently(fn: () => Promise<unknown>, ms: number, intervalMs = 500): Promise<void> {
+async function consistently(fn: () => unknown, ms: number, intervalMs = 500): Promise<void> {
   const deadline = Date.now() + ms;
   do {
     await fn();
@@ -142,8 +161,14 @@ async function namespace(prefix: string): Promise<string> {
 }
 
 /** Starts an operator (stopped after the test) and waits for 'operator started'. */
-async function operator(env: Partial<OperatorEnv> & { WATCH_NAMESPACE: string }, name?: string): Promise<OperatorProcess> {
-  const op = await startOperator({ KUBECONFIG: cp.kubeconfigPath, SERVER_IMAGE, LOG_LEVEL: 'debug', ...env }, name === undefined ? {} : { name });
+async function operator(
+  env: Partial<OperatorEnv> & { WATCH_NAMESPACE: string },
+  name?: string,
+): Promise<OperatorProcess> {
+  const op = await startOperator(
+    { KUBECONFIG: cp.kubeconfigPath, SERVER_IMAGE, LOG_LEVEL: 'debug', ...env },
+    name === undefined ? {} : { name },
+  );
   operatorsOfTest.push(op);
   cleanups.push(async () => void (await op.stop()));
   return op;
@@ -167,8 +192,14 @@ async function proxiedKubeconfig(): Promise<{ proxy: TcpProxy; kubeconfig: strin
 }
 
 /** Waits until the operator created the model's Deployment and Service. */
-async function childrenOf(ns: string, name: string, timeoutMs = 30_000): Promise<{ deployment: V1Deployment; service: V1Service }> {
-  return eventually(async () => ({ deployment: await getDeployment(ns, name), service: await getService(ns, name) }), { timeoutMs });
+async function childrenOf(
+  ns: string,
+  name: string,
+  timeoutMs = 30_000,
+): Promise<{ deployment: V1Deployment; service: V1Service }> {
+  return eventually(async () => ({ deployment: await getDeployment(ns, name), service: await getService(ns, name) }), {
+    timeoutMs,
+  });
 }
 
 // ------------------------------------------------------------------ the tests
@@ -211,7 +242,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       });
       const header = (await kubectl(['get', 'onnxmodels', '-n', ns])).split('\n')[0]!.trim().split(/\s+/);
       expect(header).to.deep.equal(['NAME', 'MODEL', 'DESIRED', 'READY', 'STATUS', 'ADDRESS', 'AGE']);
-      expect(table.map(({ NAME, MODEL, DESIRED, READY, ADDRESS }) => ({ NAME, MODEL, DESIRED, READY, ADDRESS }))).to.deep.equal([
+      expect(
+        table.map(({ NAME, MODEL, DESIRED, READY, ADDRESS }) => ({ NAME, MODEL, DESIRED, READY, ADDRESS })),
+      ).to.deep.equal([
         { NAME: 'minimal', MODEL: 'gs://your-bucket/models/classifier.onnx', DESIRED: '1', READY: '0', ADDRESS: '' },
         { NAME: 'resnet50', MODEL: 'gs://your-bucket/resnet50/model.onnx', DESIRED: '2', READY: '0', ADDRESS: '' },
       ]);
@@ -227,7 +260,10 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       // Deployment
       expect(d.spec!.replicas).to.equal(2);
       expect(d.spec!.selector).to.deep.equal({ matchLabels: { [MODEL_LABEL]: 'resnet50' } });
-      expect(d.spec!.strategy).to.deep.equal({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+      expect(d.spec!.strategy).to.deep.equal({
+        type: 'RollingUpdate',
+        rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
+      });
       const tpl = d.spec!.template;
       expect(tpl.metadata!.labels).to.deep.equal(childLabels('resnet50'));
       expect(tpl.metadata!.annotations?.[CONFIG_HASH]).to.match(/^[0-9a-f]{16}$/);
@@ -235,7 +271,13 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       expect(pod.containers).to.have.length(1);
       expect(pod.serviceAccountName).to.equal('resnet50-reader');
       expect(pod.automountServiceAccountToken).to.equal(false);
-      expect(pod.securityContext).to.deep.equal({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.securityContext).to.deep.equal({
+        runAsNonRoot: true,
+        runAsUser: 1000,
+        runAsGroup: 1000,
+        fsGroup: 1000,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
       expect(pod.volumes).to.deep.equal([
         { name: 'model-cache', emptyDir: {} },
         { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
@@ -286,7 +328,10 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       // The minimal sample: every default.
       const minimal = await childrenOf(ns, 'minimal');
       expect(minimal.deployment.spec!.replicas).to.equal(1);
-      expect(serverContainer(minimal.deployment).resources).to.deep.equal({ requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } });
+      expect(serverContainer(minimal.deployment).resources).to.deep.equal({
+        requests: { cpu: '1', memory: '1Gi' },
+        limits: { cpu: '2', memory: '2Gi' },
+      });
       expect(serverEnv(minimal.deployment)).to.not.have.any.keys('LABELS_URI', 'RESIZE_MODE', 'NORMALIZATION');
       expect(minimal.deployment.spec!.template.spec!.serviceAccountName).to.equal(undefined);
       expect(minimal.service.spec!.type).to.equal('LoadBalancer');
@@ -296,7 +341,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
 
       // Pod Security admission let the ReplicaSet controller create every pod (2 + 1).
       await eventually(async () => expect(await list(ns, 'pods')).to.have.length(3));
-      const failed = (await list<{ reason: string; message: string }>(ns, 'events')).filter((e) => e.reason === 'FailedCreate');
+      const failed = (await list<{ reason: string; message: string }>(ns, 'events')).filter(
+        (e) => e.reason === 'FailedCreate',
+      );
       expect(failed, JSON.stringify(failed)).to.deep.equal([]);
 
       // The operator's own endpoints.
@@ -317,7 +364,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       expect(a.deployment.metadata!.ownerReferences![0]!.uid).to.equal((await getModel(ns1, 'one')).metadata.uid);
       expect(b.service.spec!.type).to.equal('ClusterIP');
       // A ClusterIP Service's address is its cluster IP.
-      await eventually(async () => expect((await getModel(ns2, 'two')).status?.address).to.equal(b.service.spec!.clusterIP));
+      await eventually(async () =>
+        expect((await getModel(ns2, 'two')).status?.address).to.equal(b.service.spec!.clusterIP),
+      );
     });
   });
 
@@ -333,17 +382,25 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
         expect(condition(m, 'Ready')).to.include({ status: 'False', reason: 'ReplicasNotReady' });
         return m;
       });
-      expect(notReady.status).to.include({ observedGeneration: notReady.metadata.generation, readyReplicas: 0, selector: `${MODEL_LABEL}=colors` });
+      expect(notReady.status).to.include({
+        observedGeneration: notReady.metadata.generation,
+        readyReplicas: 0,
+        selector: `${MODEL_LABEL}=colors`,
+      });
       expect(notReady.status?.address).to.equal(undefined);
       expect(condition(notReady, 'Available')).to.include({ status: 'False' });
-      for (const c of notReady.status!.conditions!) expect(c.observedGeneration, c.type).to.equal(notReady.metadata.generation);
+      for (const c of notReady.status!.conditions!)
+        expect(c.observedGeneration, c.type).to.equal(notReady.metadata.generation);
 
       // The "kubelet": both pods Running and Ready; the Deployment controller reports them.
       await eventually(async () => expect(await list(ns, 'pods')).to.have.length(2));
       expect(await markPodsReady(cp, ns)).to.equal(2);
       await eventually(async () => {
         const m = await getModel(ns, 'colors');
-        expect(condition(m, 'Ready'), JSON.stringify(m.status)).to.include({ status: 'False', reason: 'AwaitingLoadBalancer' });
+        expect(condition(m, 'Ready'), JSON.stringify(m.status)).to.include({
+          status: 'False',
+          reason: 'AwaitingLoadBalancer',
+        });
         expect(m.status).to.include({ readyReplicas: 2, replicas: 2 });
         expect(condition(m, 'Available')).to.include({ status: 'True' });
       });
@@ -355,13 +412,27 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
         expect(condition(m, 'Ready'), JSON.stringify(m.status)).to.include({ status: 'True', reason: 'Serving' });
         return m;
       });
-      expect(ready.status).to.include({ address: LB_IP, url: `http://${LB_IP}/predict/image`, observedGeneration: ready.metadata.generation });
+      expect(ready.status).to.include({
+        address: LB_IP,
+        url: `http://${LB_IP}/predict/image`,
+        observedGeneration: ready.metadata.generation,
+      });
       expect(condition(ready, 'Degraded')).to.include({ status: 'False' });
       const [row] = parseTable(await kubectl(['get', 'om', 'colors', '-n', ns]));
       expect(row).to.include({ NAME: 'colors', DESIRED: '2', READY: '2', STATUS: 'True', ADDRESS: LB_IP });
 
       // The address goes away again (load balancer deleted): status says so, the stale address is removed.
-      await kubectl(['patch', 'service', 'colors', '-n', ns, '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":null}}}']);
+      await kubectl([
+        'patch',
+        'service',
+        'colors',
+        '-n',
+        ns,
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        '{"status":{"loadBalancer":{"ingress":null}}}',
+      ]);
       await eventually(async () => {
         const m = await getModel(ns, 'colors');
         expect(condition(m, 'Ready')).to.include({ status: 'False', reason: 'AwaitingLoadBalancer' });
@@ -377,34 +448,50 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       const { ns } = await setup('rollout');
       const kubelet = startFakeKubelet(cp, ns);
       cleanups.push(() => kubelet.stop());
-      await applyModel(ns, 'roll', { modelUri: 'gs://models/v1/model.onnx', preprocessing: { resizeMode: 'center-crop' }, service: { type: 'ClusterIP' } });
+      await applyModel(ns, 'roll', {
+        modelUri: 'gs://models/v1/model.onnx',
+        preprocessing: { resizeMode: 'center-crop' },
+        service: { type: 'ClusterIP' },
+      });
       const first = (await childrenOf(ns, 'roll')).deployment;
       const hash1 = first.spec!.template.metadata!.annotations![CONFIG_HASH];
       expect(serverEnv(first)).to.include({ RESIZE_MODE: 'center-crop', MODEL_URI: 'gs://models/v1/model.onnx' });
-      await eventually(async () => expect(condition(await getModel(ns, 'roll'), 'Ready')).to.include({ status: 'True' }));
+      await eventually(async () =>
+        expect(condition(await getModel(ns, 'roll'), 'Ready')).to.include({ status: 'True' }),
+      );
 
       const replicaSets = () => list<V1ReplicaSet>(ns, 'replicasets', `${MODEL_LABEL}=roll`);
       const rolledTo = async (generation: number, env: Record<string, string>) =>
-        eventually(async () => {
-          const d = await getDeployment(ns, 'roll');
-          expect(serverEnv(d)).to.include(env);
-          const m = await getModel(ns, 'roll');
-          expect(m.metadata.generation).to.equal(generation);
-          expect(m.status?.observedGeneration).to.equal(generation);
-          expect(condition(m, 'Ready'), JSON.stringify(m.status)).to.include({ status: 'True' }); // the fake kubelet readies the new pods
-          const rss = await replicaSets();
-          const current = rss.find((rs) => rs.spec!.template!.metadata!.annotations?.[CONFIG_HASH] === d.spec!.template.metadata!.annotations![CONFIG_HASH]);
-          expect(current, 'a ReplicaSet with the new template').to.not.equal(undefined);
-          expect(envOf(current!.spec!.template!.spec!.containers[0]!.env)).to.include(env);
-          expect(current!.status?.readyReplicas).to.equal(1);
-          for (const old of rss.filter((rs) => rs !== current)) expect(old.spec!.replicas, 'old ReplicaSets scaled down').to.equal(0);
-          return { d, rss };
-        }, { timeoutMs: 60_000 });
+        eventually(
+          async () => {
+            const d = await getDeployment(ns, 'roll');
+            expect(serverEnv(d)).to.include(env);
+            const m = await getModel(ns, 'roll');
+            expect(m.metadata.generation).to.equal(generation);
+            expect(m.status?.observedGeneration).to.equal(generation);
+            expect(condition(m, 'Ready'), JSON.stringify(m.status)).to.include({ status: 'True' }); // the fake kubelet readies the new pods
+            const rss = await replicaSets();
+            const current = rss.find(
+              (rs) =>
+                rs.spec!.template!.metadata!.annotations?.[CONFIG_HASH] ===
+                d.spec!.template.metadata!.annotations![CONFIG_HASH],
+            );
+            expect(current, 'a ReplicaSet with the new template').to.not.equal(undefined);
+            expect(envOf(current!.spec!.template!.spec!.containers[0]!.env)).to.include(env);
+            expect(current!.status?.readyReplicas).to.equal(1);
+            for (const old of rss.filter((rs) => rs !== current))
+              expect(old.spec!.replicas, 'old ReplicaSets scaled down').to.equal(0);
+            return { d, rss };
+          },
+          { timeoutMs: 60_000 },
+        );
 
       await patchModel(ns, 'roll', { spec: { preprocessing: { resizeMode: 'letterbox' } } });
       const second = await rolledTo(2, { RESIZE_MODE: 'letterbox', MODEL_URI: 'gs://models/v1/model.onnx' });
       const hash2 = second.d.spec!.template.metadata!.annotations![CONFIG_HASH];
-      expect(hash2).to.match(/^[0-9a-f]{16}$/).and.not.equal(hash1);
+      expect(hash2)
+        .to.match(/^[0-9a-f]{16}$/)
+        .and.not.equal(hash1);
       expect(second.rss).to.have.length(2);
 
       await patchModel(ns, 'roll', { spec: { modelUri: 'gs://models/v2/model.onnx' } });
@@ -423,19 +510,32 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       expect((await getModel(ns, 'scaled')).spec.replicas).to.equal(3);
       await eventually(async () => expect((await getDeployment(ns, 'scaled')).spec!.replicas).to.equal(3));
       const scale = await eventually(async () => {
-        const s = await getJson<{ kind: string; spec: { replicas: number }; status: { replicas: number; selector: string } }>(ns, 'onnxmodel', 'scaled', ['--subresource=scale']);
+        const s = await getJson<{
+          kind: string;
+          spec: { replicas: number };
+          status: { replicas: number; selector: string };
+        }>(ns, 'onnxmodel', 'scaled', ['--subresource=scale']);
         expect(s.status.replicas).to.equal(3); // the three pods the ReplicaSet controller created
         return s;
       });
-      expect(scale).to.deep.include({ kind: 'Scale', spec: { replicas: 3 }, status: { replicas: 3, selector: `${MODEL_LABEL}=scaled` } });
+      expect(scale).to.deep.include({
+        kind: 'Scale',
+        spec: { replicas: 3 },
+        status: { replicas: 3, selector: `${MODEL_LABEL}=scaled` },
+      });
       // The selector is the pods' one: the HPA and `kubectl get pods -l` find them with it.
       expect(await list(ns, 'pods', scale.status.selector)).to.have.length(3);
-      expect(await kubectl(['get', 'om', 'scaled', '-n', ns, '-o', 'jsonpath={.status.selector} {.status.replicas}'])).to.equal(`${MODEL_LABEL}=scaled 3`);
+      expect(
+        await kubectl(['get', 'om', 'scaled', '-n', ns, '-o', 'jsonpath={.status.selector} {.status.replicas}']),
+      ).to.equal(`${MODEL_LABEL}=scaled 3`);
 
       await kubectl(['scale', 'onnxmodel/scaled', '--replicas=0', '-n', ns]);
       await eventually(async () => {
         expect((await getDeployment(ns, 'scaled')).spec!.replicas).to.equal(0);
-        expect(condition(await getModel(ns, 'scaled'), 'Ready')).to.include({ status: 'False', reason: 'ScaledToZero' });
+        expect(condition(await getModel(ns, 'scaled'), 'Ready')).to.include({
+          status: 'False',
+          reason: 'ScaledToZero',
+        });
       });
     });
   });
@@ -445,7 +545,12 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
     it('the API server refuses an invalid spec with a clear message, and nothing is created', async () => {
       const { ns } = await setup('invalid');
       const r = await cp.kubectl(['apply', '-n', ns, '-f', '-'], {
-        input: JSON.stringify(manifest('bad', { modelUri: 'gs://models/colors/model.onnx', autoscaling: { minReplicas: 5, maxReplicas: 2 } })),
+        input: JSON.stringify(
+          manifest('bad', {
+            modelUri: 'gs://models/colors/model.onnx',
+            autoscaling: { minReplicas: 5, maxReplicas: 2 },
+          }),
+        ),
       });
       expect(r.code).to.not.equal(0);
       expect(r.stderr).to.contain('autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas');
@@ -489,26 +594,44 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       await eventually(async () => {
         const d = await getDeployment(ns, 'kept');
         expect(serverContainer(d).image).to.equal(SERVER_IMAGE);
-        expect(d.spec!.template.metadata!.annotations![CONFIG_HASH]).to.equal(before.spec!.template.metadata!.annotations![CONFIG_HASH]);
+        expect(d.spec!.template.metadata!.annotations![CONFIG_HASH]).to.equal(
+          before.spec!.template.metadata!.annotations![CONFIG_HASH],
+        );
       });
       await kubectl(['set', 'env', 'deployment/kept', 'MODEL_URI=gs://elsewhere/model.onnx', '-n', ns]);
-      await eventually(async () => expect(serverEnv(await getDeployment(ns, 'kept'))).to.include({ MODEL_URI: 'gs://models/colors/model.onnx' }));
+      await eventually(async () =>
+        expect(serverEnv(await getDeployment(ns, 'kept'))).to.include({ MODEL_URI: 'gs://models/colors/model.onnx' }),
+      );
     });
 
     it('an edited Service type goes back to LoadBalancer', async () => {
-      const patched = JSON.parse(await kubectl(['patch', 'service', 'kept', '-n', ns, '-p', '{"spec":{"type":"NodePort"}}', '-o', 'json'])) as V1Service;
+      const patched = JSON.parse(
+        await kubectl(['patch', 'service', 'kept', '-n', ns, '-p', '{"spec":{"type":"NodePort"}}', '-o', 'json']),
+      ) as V1Service;
       expect(patched.spec!.type).to.equal('NodePort');
       await eventually(async () => expect((await getService(ns, 'kept')).spec!.type).to.equal('LoadBalancer'));
     });
 
     it('an edited Service port goes back to 80', async () => {
-      await kubectl(['patch', 'service', 'kept', '-n', ns, '--type=json', '-p', '[{"op":"replace","path":"/spec/ports/0/port","value":8081}]']);
-      await eventually(async () => {
-        const s = await getService(ns, 'kept');
-        expect(s.spec!.ports!.map((p) => p.port)).to.deep.equal([80]);
-        const m = await getModel(ns, 'kept');
-        expect(condition(m, 'Degraded'), JSON.stringify(m.status?.conditions)).to.include({ status: 'False' });
-      }, { timeoutMs: 20_000 });
+      await kubectl([
+        'patch',
+        'service',
+        'kept',
+        '-n',
+        ns,
+        '--type=json',
+        '-p',
+        '[{"op":"replace","path":"/spec/ports/0/port","value":8081}]',
+      ]);
+      await eventually(
+        async () => {
+          const s = await getService(ns, 'kept');
+          expect(s.spec!.ports!.map((p) => p.port)).to.deep.equal([80]);
+          const m = await getModel(ns, 'kept');
+          expect(condition(m, 'Degraded'), JSON.stringify(m.status?.conditions)).to.include({ status: 'False' });
+        },
+        { timeoutMs: 20_000 },
+      );
     });
   });
 
@@ -519,12 +642,20 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       await applyModel(ns, 'auto', { modelUri: 'gs://models/colors/model.onnx', replicas: 1 });
       await childrenOf(ns, 'auto');
 
-      await patchModel(ns, 'auto', { spec: { autoscaling: { minReplicas: 2, maxReplicas: 5, targetCPUUtilizationPercentage: 60 } } });
+      await patchModel(ns, 'auto', {
+        spec: { autoscaling: { minReplicas: 2, maxReplicas: 5, targetCPUUtilizationPercentage: 60 } },
+      });
       const model = await getModel(ns, 'auto');
       const hpa = await eventually(() => getJson<V2HorizontalPodAutoscaler>(ns, 'hpa', 'auto'));
       expect(hpa.metadata!.ownerReferences).to.deep.equal([ownerRefOf(model)]);
-      expect(hpa.spec).to.deep.include({ minReplicas: 2, maxReplicas: 5, scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'auto' } });
-      expect(hpa.spec!.metrics).to.deep.equal([{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } }]);
+      expect(hpa.spec).to.deep.include({
+        minReplicas: 2,
+        maxReplicas: 5,
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'auto' },
+      });
+      expect(hpa.spec!.metrics).to.deep.equal([
+        { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } },
+      ]);
 
       // The operator no longer owns spec.replicas; the HPA controller raises it to minReplicas (its sync period is 15 s).
       const operatorOwnsReplicas = async () => {
@@ -533,12 +664,16 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
         return JSON.stringify(ours?.fieldsV1 ?? {}).includes('"f:replicas"');
       };
       await eventually(async () => expect(await operatorOwnsReplicas()).to.equal(false));
-      await eventually(async () => expect((await getDeployment(ns, 'auto')).spec!.replicas).to.equal(2), { timeoutMs: 60_000 });
+      await eventually(async () => expect((await getDeployment(ns, 'auto')).spec!.replicas).to.equal(2), {
+        timeoutMs: 60_000,
+      });
 
       // Whatever the autoscaler (or anyone) sets within bounds stays: the operator reconciles without touching it.
       const reconciles = await metricValue(op, 'onnx_operator_reconcile_total');
       await kubectl(['scale', 'deployment/auto', '--replicas=4', '-n', ns]);
-      await eventually(async () => expect(await metricValue(op, 'onnx_operator_reconcile_total')).to.be.greaterThan(reconciles));
+      await eventually(async () =>
+        expect(await metricValue(op, 'onnx_operator_reconcile_total')).to.be.greaterThan(reconciles),
+      );
       await consistently(async () => expect((await getDeployment(ns, 'auto')).spec!.replicas).to.equal(4), 3000);
 
       await patchModel(ns, 'auto', [{ op: 'remove', path: '/spec/autoscaling' }], 'json');
@@ -561,7 +696,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       expect(pdb.metadata!.ownerReferences).to.deep.equal([ownerRefOf(await getModel(ns, 'guarded'))]);
 
       await patchModel(ns, 'guarded', { spec: { podDisruptionBudget: { minAvailable: '50%' } } });
-      await eventually(async () => expect((await getJson<V1PodDisruptionBudget>(ns, 'pdb', 'guarded')).spec!.minAvailable).to.equal('50%'));
+      await eventually(async () =>
+        expect((await getJson<V1PodDisruptionBudget>(ns, 'pdb', 'guarded')).spec!.minAvailable).to.equal('50%'),
+      );
 
       await patchModel(ns, 'guarded', [{ op: 'remove', path: '/spec/podDisruptionBudget' }], 'json');
       await eventually(async () => expect(await exists(ns, 'pdb', 'guarded')).to.equal(false));
@@ -572,7 +709,12 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
   describe('deleting an OnnxModel', () => {
     it('removes every child through the garbage collector, and the operator does not recreate them', async () => {
       const { ns } = await setup('delete');
-      await applyModel(ns, 'gone', { modelUri: 'gs://models/colors/model.onnx', replicas: 2, autoscaling: { maxReplicas: 3 }, podDisruptionBudget: { minAvailable: 1 } });
+      await applyModel(ns, 'gone', {
+        modelUri: 'gs://models/colors/model.onnx',
+        replicas: 2,
+        autoscaling: { maxReplicas: 3 },
+        podDisruptionBudget: { minAvailable: 1 },
+      });
       await applyModel(ns, 'stays', { modelUri: 'gs://models/colors/model.onnx' });
       await childrenOf(ns, 'stays');
       await eventually(async () => {
@@ -582,9 +724,14 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       });
 
       await kubectl(['delete', 'onnxmodel', 'gone', '-n', ns]);
-      await eventually(async () => {
-        expect(await list(ns, 'deployments,services,hpa,pdb,replicasets,pods', `${MODEL_LABEL}=gone`)).to.deep.equal([]);
-      }, { timeoutMs: 60_000 });
+      await eventually(
+        async () => {
+          expect(await list(ns, 'deployments,services,hpa,pdb,replicasets,pods', `${MODEL_LABEL}=gone`)).to.deep.equal(
+            [],
+          );
+        },
+        { timeoutMs: 60_000 },
+      );
       await consistently(async () => expect(await exists(ns, 'deployment', 'gone')).to.equal(false), 2000);
       // The other model is untouched.
       await childrenOf(ns, 'stays', 1000);
@@ -595,17 +742,35 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
   describe('events', () => {
     it('kubectl get events shows what the operator did to each OnnxModel, once', async () => {
       const { ns, op } = await setup('events');
-      await applyModel(ns, 'noted', { modelUri: 'gs://models/colors/model.onnx', podDisruptionBudget: { minAvailable: 1 } });
+      await applyModel(ns, 'noted', {
+        modelUri: 'gs://models/colors/model.onnx',
+        podDisruptionBudget: { minAvailable: 1 },
+      });
       await childrenOf(ns, 'noted');
 
-      interface Event { reason: string; message: string; type: string; involvedObject: { kind: string; name: string }; reportingComponent?: string; reportingInstance?: string }
-      const modelEvents = async () => (await list<Event>(ns, 'events')).filter((e) => e.involvedObject.kind === KIND && e.involvedObject.name === 'noted');
+      interface Event {
+        reason: string;
+        message: string;
+        type: string;
+        involvedObject: { kind: string; name: string };
+        reportingComponent?: string;
+        reportingInstance?: string;
+      }
+      const modelEvents = async () =>
+        (await list<Event>(ns, 'events')).filter(
+          (e) => e.involvedObject.kind === KIND && e.involvedObject.name === 'noted',
+        );
       const created = await eventually(async () => {
         const evs = (await modelEvents()).filter((e) => e.reason === 'Created');
-        expect(evs.map((e) => e.message).sort()).to.deep.equal(['created Deployment noted', 'created PodDisruptionBudget noted', 'created Service noted']);
+        expect(evs.map((e) => e.message).sort()).to.deep.equal([
+          'created Deployment noted',
+          'created PodDisruptionBudget noted',
+          'created Service noted',
+        ]);
         return evs;
       });
-      for (const e of created) expect(e).to.include({ type: 'Normal', reportingComponent: 'onnx-operator', reportingInstance: op.identity });
+      for (const e of created)
+        expect(e).to.include({ type: 'Normal', reportingComponent: 'onnx-operator', reportingInstance: op.identity });
       const table = await kubectl(['get', 'events', '-n', ns]);
       expect(table).to.match(/Normal\s+Created\s+onnxmodel\/noted\s+created Deployment noted/);
 
@@ -613,33 +778,49 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       await patchModel(ns, 'noted', [{ op: 'remove', path: '/spec/podDisruptionBudget' }], 'json');
       await eventually(async () => {
         const evs = await modelEvents();
-        expect(evs.filter((e) => e.reason === 'Updated').map((e) => e.message)).to.include("updated Deployment noted to the OnnxModel's spec");
-        expect(evs.filter((e) => e.reason === 'Deleted').map((e) => e.message)).to.deep.equal(['deleted PodDisruptionBudget noted: no longer in the spec']);
+        expect(evs.filter((e) => e.reason === 'Updated').map((e) => e.message)).to.include(
+          "updated Deployment noted to the OnnxModel's spec",
+        );
+        expect(evs.filter((e) => e.reason === 'Deleted').map((e) => e.message)).to.deep.equal([
+          'deleted PodDisruptionBudget noted: no longer in the spec',
+        ]);
       });
       // Reconciles that change nothing record nothing: give the operator a few rounds, then count again.
       await sleep(2000);
       const evs = await modelEvents();
-      const count = (reason: string, message: string) => evs.filter((e) => e.reason === reason && e.message === message).length;
+      const count = (reason: string, message: string) =>
+        evs.filter((e) => e.reason === reason && e.message === message).length;
       expect(count('Created', 'created Deployment noted'), 'one Created per child').to.equal(1);
       expect(count('Created', 'created Service noted'), 'one Created per child').to.equal(1);
-      expect(count('Updated', "updated Deployment noted to the OnnxModel's spec"), 'one Updated per spec change').to.equal(1);
+      expect(
+        count('Updated', "updated Deployment noted to the OnnxModel's spec"),
+        'one Updated per spec change',
+      ).to.equal(1);
     });
   });
 
   // ---------------------------------------------------------------- 10
   describe('leader election', () => {
-    interface Lease { spec: { holderIdentity?: string; leaseTransitions?: number } }
+    interface Lease {
+      spec: { holderIdentity?: string; leaseTransitions?: number };
+    }
     const LEASE = 'onnx-operator-e2e';
 
     async function twoCandidates(prefix: string) {
       const ns = await namespace(prefix);
       const env = { WATCH_NAMESPACE: ns, LEADER_ELECTION: 'true' as const, LEASE_NAMESPACE: ns, LEASE_NAME: LEASE };
-      const ops = await Promise.all([operator({ ...env, POD_NAME: 'operator-a' }, 'operator-a'), operator({ ...env, POD_NAME: 'operator-b' }, 'operator-b')]);
-      const leader = await eventually(async () => {
-        const leaders = ops.filter((op) => op.logged(isMsg('became leader')));
-        expect(leaders).to.have.length(1);
-        return leaders[0]!;
-      }, { timeoutMs: 30_000 });
+      const ops = await Promise.all([
+        operator({ ...env, POD_NAME: 'operator-a' }, 'operator-a'),
+        operator({ ...env, POD_NAME: 'operator-b' }, 'operator-b'),
+      ]);
+      const leader = await eventually(
+        () => {
+          const leaders = ops.filter((op) => op.logged(isMsg('became leader')));
+          expect(leaders).to.have.length(1);
+          return leaders[0]!;
+        },
+        { timeoutMs: 30_000 },
+      );
       const standby = ops.find((op) => op !== leader)!;
       return { ns, leader, standby, lease: () => getJson<Lease>(ns, 'lease', LEASE) };
     }
@@ -653,7 +834,7 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       await applyModel(ns, 'before', { modelUri: 'gs://models/colors/model.onnx' });
       await childrenOf(ns, 'before');
       // The standby does nothing but stay ready (so a rollout of the operator's Deployment proceeds).
-      await consistently(async () => {
+      await consistently(() => {
         expect(standby.logged(isMsg('became leader')), 'standby became leader').to.equal(false);
         expect(standby.logged(isMsg('caches synced; reconciling')), 'standby reconciles').to.equal(false);
       }, 5000);
@@ -678,9 +859,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
 
       await applyModel(ns, 'after', { modelUri: 'gs://models/colors/model.onnx' });
       await childrenOf(ns, 'after');
-      const events = (await list<{ reason: string; involvedObject: { name: string }; reportingInstance?: string }>(ns, 'events')).filter(
-        (e) => e.reason === 'Created' && e.involvedObject.name === 'after',
-      );
+      const events = (
+        await list<{ reason: string; involvedObject: { name: string }; reportingInstance?: string }>(ns, 'events')
+      ).filter((e) => e.reason === 'Created' && e.involvedObject.name === 'after');
       expect(events.map((e) => e.reportingInstance)).to.deep.equal([standby.identity, standby.identity]);
     });
 
@@ -720,7 +901,10 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       // Renew deadline (10 s) < lease duration (15 s): the old leader must have stopped before anyone else may start.
       const overlap = Number(lost!.time) - Number(took.time);
       note(`the old leader stepped down ${overlap} ms after the standby took over`);
-      expect(overlap, 'ms during which both led (the old one stepped down this long after the new one took over)').to.be.below(0);
+      expect(
+        overlap,
+        'ms during which both led (the old one stepped down this long after the new one took over)',
+      ).to.be.below(0);
       expect(exit?.code).to.equal(1);
     });
   });
@@ -730,9 +914,17 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
     const N = 20;
     const names = Array.from({ length: N }, (_, i) => `m${String(i).padStart(2, '0')}`);
 
-    interface World { models: OnnxModel[]; deployments: V1Deployment[]; services: V1Service[] }
+    interface World {
+      models: OnnxModel[];
+      deployments: V1Deployment[];
+      services: V1Service[];
+    }
     async function world(ns: string): Promise<World> {
-      const [models, deployments, services] = await Promise.all([list<OnnxModel>(ns, 'onnxmodels'), list<V1Deployment>(ns, 'deployments'), list<V1Service>(ns, 'services')]);
+      const [models, deployments, services] = await Promise.all([
+        list<OnnxModel>(ns, 'onnxmodels'),
+        list<V1Deployment>(ns, 'deployments'),
+        list<V1Service>(ns, 'services'),
+      ]);
       return { models, deployments, services };
     }
 
@@ -749,7 +941,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
         expect(s!.metadata!.ownerReferences?.[0]?.uid, `service ${name} owner`).to.equal(m.metadata.uid);
         expect(serverContainer(d!).image, `deployment ${name} image`).to.equal(SERVER_IMAGE);
         expect(d!.spec!.replicas, `deployment ${name} replicas`).to.equal(1);
-        expect(serverEnv(d!).RESIZE_MODE, `deployment ${name} RESIZE_MODE`).to.equal(expect_.letterbox.includes(name) ? 'letterbox' : undefined);
+        expect(serverEnv(d!).RESIZE_MODE, `deployment ${name} RESIZE_MODE`).to.equal(
+          expect_.letterbox.includes(name) ? 'letterbox' : undefined,
+        );
         expect(m.status?.observedGeneration, `model ${name} observedGeneration`).to.equal(m.metadata.generation);
       }
       expect(w.deployments.map((d) => d.metadata!.name).sort()).to.deep.equal([...expect_.models].sort());
@@ -758,20 +952,36 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
 
     it('killed mid-way and while changes pile up, a restarted operator converges every model', async () => {
       const ns = await namespace('restart');
-      await kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: names.map((n) => manifest(n, { modelUri: `gs://models/${n}/model.onnx` })) }));
+      await kubectl(
+        ['apply', '-n', ns, '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: names.map((n) => manifest(n, { modelUri: `gs://models/${n}/model.onnx` })),
+        }),
+      );
       const env = { WATCH_NAMESPACE: ns, WORKERS: '1' };
 
       // 1. SIGKILL as soon as a few models are reconciled (the metric is read every few ms).
       const first = await operator(env, 'first');
-      await eventually(async () => expect(await metricValue(first, 'onnx_operator_reconcile_total', { result: 'success' })).to.be.at.least(3), { timeoutMs: 30_000, intervalMs: 5 });
+      await eventually(
+        async () =>
+          expect(await metricValue(first, 'onnx_operator_reconcile_total', { result: 'success' })).to.be.at.least(3),
+        { timeoutMs: 30_000, intervalMs: 5 },
+      );
       await first.kill();
       const partial = await world(ns);
       expect(partial.deployments.length, 'some were reconciled before the kill').to.be.at.least(3);
-      note(`killed with ${partial.deployments.length} of ${N} Deployments and ${partial.services.length} Services created`);
+      note(
+        `killed with ${partial.deployments.length} of ${N} Deployments and ${partial.services.length} Services created`,
+      );
 
       // 2. Restarted: everything converges.
       const second = await operator(env, 'second');
-      await eventually(async () => assertConverged(await world(ns), { models: names, letterbox: [] }), { timeoutMs: 60_000, intervalMs: 1000 });
+      await eventually(async () => assertConverged(await world(ns), { models: names, letterbox: [] }), {
+        timeoutMs: 60_000,
+        intervalMs: 1000,
+      });
       await second.kill();
 
       // 3. While no operator runs: spec changes, deleted and edited children, deleted and new models.
@@ -789,7 +999,10 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       // 4. Restarted again: it catches up with all of it (the garbage collector removed m10/m11's children meanwhile).
       const third = await operator(env, 'third');
       await third.waitFor(isMsg('caches synced; reconciling'));
-      await eventually(async () => assertConverged(await world(ns), { models: expected, letterbox }), { timeoutMs: 60_000, intervalMs: 1000 });
+      await eventually(async () => assertConverged(await world(ns), { models: expected, letterbox }), {
+        timeoutMs: 60_000,
+        intervalMs: 1000,
+      });
     });
   });
 
@@ -817,7 +1030,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       await childrenOf(ns, 'b');
       const before = await getDeployment(ns, 'a');
       await kubectl(['delete', 'deployment', 'a', '-n', ns, '--wait=false']);
-      await eventually(async () => expect((await getDeployment(ns, 'a')).metadata!.uid).to.not.equal(before.metadata!.uid));
+      await eventually(async () =>
+        expect((await getDeployment(ns, 'a')).metadata!.uid).to.not.equal(before.metadata!.uid),
+      );
       await kubectl(['delete', 'service', 'b', '-n', ns, '--wait=false']);
       await eventually(() => getService(ns, 'b'));
       expect(proxy.accepted, 'the operator reconnected').to.be.greaterThan(accepted);
@@ -891,11 +1106,17 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       await gcs.upload('models', 'colors/labels.txt', await readFile(models.colorLabels));
 
       const { ns } = await setup('serve');
-      await applyModel(ns, 'colors', { modelUri: 'gs://models/colors/model.onnx', labelsUri: 'gs://models/colors/labels.txt' });
+      await applyModel(ns, 'colors', {
+        modelUri: 'gs://models/colors/model.onnx',
+        labelsUri: 'gs://models/colors/labels.txt',
+      });
       const { deployment } = await childrenOf(ns, 'colors');
       const container = serverContainer(deployment);
       const env = container.env ?? [];
-      expect(env.filter((e) => e.value === undefined), 'every variable has a literal value').to.deep.equal([]);
+      expect(
+        env.filter((e) => e.value === undefined),
+        'every variable has a literal value',
+      ).to.deep.equal([]);
 
       const dir = await mkdtemp(join(tmpdir(), 'onnx-operator-serve-'));
       cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -928,7 +1149,11 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       const image = join(dir, 'green-over-red.jpg');
       await writeFile(image, await picture(64, 64, GREEN, RED).jpeg().toBuffer());
       const target = `${url}${statusUrl.pathname}`;
-      const { stdout } = await promisify(execFile)('curl', ['-sS', '--fail-with-body', '-F', `image_file=@${image}`, target], { timeout: 30_000 });
+      const { stdout } = await promisify(execFile)(
+        'curl',
+        ['-sS', '--fail-with-body', '-F', `image_file=@${image}`, target],
+        { timeout: 30_000 },
+      );
       const answer = JSON.parse(stdout) as { Label: string; Score: string };
       expect(answer.Label).to.equal('green');
       expect(Number(answer.Score)).to.be.within(0.5, 1);
@@ -938,7 +1163,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       server.child.kill('SIGTERM');
       const { code } = await server.exited;
       expect(code).to.equal(0);
-      expect(Date.now() - t0).to.be.lessThan((deployment.spec!.template.spec!.terminationGracePeriodSeconds ?? 30) * 1000);
+      expect(Date.now() - t0).to.be.lessThan(
+        (deployment.spec!.template.spec!.terminationGracePeriodSeconds ?? 30) * 1000,
+      );
     });
   });
 });

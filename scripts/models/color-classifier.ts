@@ -7,7 +7,17 @@
  * logits[c] = 20 * mean over top-half pixels of (p_c / 255), p the 0..255 RGB value.
  * The ×20 keeps classes well separated (pure red → softmax ≈ [1, 2e-9, 2e-9]).
  */
-import { buildModel, encodeModel, floatTensor, int64Tensor, node, valueInfo, type Dim, type NodeProto, type TensorProto } from './onnx-builder.js';
+import {
+  buildModel,
+  encodeModel,
+  floatTensor,
+  int64Tensor,
+  node,
+  valueInfo,
+  type Dim,
+  type NodeProto,
+  type TensorProto,
+} from './onnx-builder.js';
 
 export const COLOR_LABELS = ['red', 'green', 'blue'] as const;
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -73,8 +83,14 @@ export function colorClassifier(opts: ColorClassifierOptions): Uint8Array {
   // 4. Back to p/255 in 0..1. Mean is linear, so undoing the normalization
   //    after averaging is exact: mean(p/255) = mean(x) * std + mean.
   if (opts.normalization === 'imagenet') {
-    inits.push(floatTensor('imagenet_std', [3], [...IMAGENET_STD]), floatTensor('imagenet_mean', [3], [...IMAGENET_MEAN]));
-    nodes.push(node('Mul', [cur, 'imagenet_std'], ['unit_scaled']), node('Add', ['unit_scaled', 'imagenet_mean'], ['unit']));
+    inits.push(
+      floatTensor('imagenet_std', [3], [...IMAGENET_STD]),
+      floatTensor('imagenet_mean', [3], [...IMAGENET_MEAN]),
+    );
+    nodes.push(
+      node('Mul', [cur, 'imagenet_std'], ['unit_scaled']),
+      node('Add', ['unit_scaled', 'imagenet_mean'], ['unit']),
+    );
   } else {
     inits.push(floatTensor('inv_255', [], [1 / 255]));
     nodes.push(node('Mul', [cur, 'inv_255'], ['unit']));

@@ -29,17 +29,38 @@ const ARTIFACTS = {
   colorNchwImagenet: {
     file: 'color-nchw-imagenet.onnx',
     make: () =>
-      colorClassifier({ layout: 'NCHW', dtype: 'float32', dynamicBatch: true, output: 'logits', embedLabels: false, normalization: 'imagenet' }),
+      colorClassifier({
+        layout: 'NCHW',
+        dtype: 'float32',
+        dynamicBatch: true,
+        output: 'logits',
+        embedLabels: false,
+        normalization: 'imagenet',
+      }),
   },
   colorNhwcKeras: {
     file: 'color-nhwc-keras.onnx',
     make: () =>
-      colorClassifier({ layout: 'NHWC', dtype: 'float32', dynamicBatch: false, output: 'softmax', embedLabels: true, normalization: 'none' }),
+      colorClassifier({
+        layout: 'NHWC',
+        dtype: 'float32',
+        dynamicBatch: false,
+        output: 'softmax',
+        embedLabels: true,
+        normalization: 'none',
+      }),
   },
   colorNhwcUint8: {
     file: 'color-nhwc-uint8.onnx',
     make: () =>
-      colorClassifier({ layout: 'NHWC', dtype: 'uint8', dynamicBatch: true, output: 'logits', embedLabels: true, normalization: 'none' }),
+      colorClassifier({
+        layout: 'NHWC',
+        dtype: 'uint8',
+        dynamicBatch: true,
+        output: 'logits',
+        embedLabels: true,
+        normalization: 'none',
+      }),
   },
   colorLabels: {
     file: 'color-labels.txt',
@@ -52,7 +73,9 @@ const ARTIFACTS = {
       const model = resnet50Model({ seed: RESNET50_SEED, dynamicBatch: true });
       const bytes = encodeModel(model);
       const ms = Math.round(performance.now() - t0);
-      log(`resnet50: ${countParameters(model).toLocaleString('en-US')} parameters, ${(bytes.length / 1e6).toFixed(1)} MB, generated in ${ms} ms`);
+      log(
+        `resnet50: ${countParameters(model).toLocaleString('en-US')} parameters, ${(bytes.length / 1e6).toFixed(1)} MB, generated in ${ms} ms`,
+      );
       return bytes;
     },
   },
@@ -62,7 +85,9 @@ const ARTIFACTS = {
     make: (log: Log) => {
       const t0 = performance.now();
       const bytes = encodeModel(resnet50Model({ seed: RESNET50_SEED, dynamicBatch: true, keras: true }));
-      log(`resnet50Keras: ${(bytes.length / 1e6).toFixed(1)} MB, generated in ${Math.round(performance.now() - t0)} ms`);
+      log(
+        `resnet50Keras: ${(bytes.length / 1e6).toFixed(1)} MB, generated in ${Math.round(performance.now() - t0)} ms`,
+      );
       return bytes;
     },
   },
@@ -142,7 +167,9 @@ if (isMain()) {
       process.stderr.write(`models ready in ${paths.dir} (${Math.round(performance.now() - t0)} ms)\n`);
     })
     .catch((err: unknown) => {
-      process.stderr.write(`model generation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `model generation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exitCode = 1;
     });
 }

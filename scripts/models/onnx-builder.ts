@@ -51,7 +51,11 @@ function checkSize(name: string, dims: readonly number[], length: number): void 
  * mandates and what every platform Node runs on uses). raw_data avoids
  * protobuf's per-element float encoding, which matters for 25M weights.
  */
-export function floatTensor(name: string, dims: readonly number[], data: Float32Array | readonly number[]): TensorProto {
+export function floatTensor(
+  name: string,
+  dims: readonly number[],
+  data: Float32Array | readonly number[],
+): TensorProto {
   const values = data instanceof Float32Array ? data : Float32Array.from(data);
   checkSize(name, dims, values.length);
   return { name, dims: [...dims], dataType: DataType.FLOAT, rawData: bytesOf(values) };

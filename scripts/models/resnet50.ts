@@ -5,7 +5,16 @@
  * predictions are meaningless. Downloading real weights would make tests
  * depend on the network and on a ~100 MB artefact we can't regenerate.
  */
-import { buildModel, encodeModel, floatTensor, node, valueInfo, type ModelProto, type NodeProto, type TensorProto } from './onnx-builder.js';
+import {
+  buildModel,
+  encodeModel,
+  floatTensor,
+  node,
+  valueInfo,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from './onnx-builder.js';
 
 export interface ResNet50Options {
   /** PRNG seed; same seed → byte-identical model. Default 50. */
@@ -70,7 +79,16 @@ class GraphBuilder {
    * activations O(1) through ReLUs; `gain` < 1 on the last conv of each
    * residual branch stops the residual sum from growing block after block.
    */
-  conv(name: string, input: string, cin: number, cout: number, k: number, stride: number, relu: boolean, gain = 1): string {
+  conv(
+    name: string,
+    input: string,
+    cin: number,
+    cout: number,
+    k: number,
+    stride: number,
+    relu: boolean,
+    gain = 1,
+  ): string {
     const fanIn = cin * k * k;
     const w = `${name}.weight`;
     const b = `${name}.bias`;
@@ -81,7 +99,13 @@ class GraphBuilder {
     const pad = (k - 1) >> 1;
     const out = relu ? `${name}.out` : name;
     this.nodes.push(
-      node('Conv', [input, w, b], [out], { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad], dilations: [1, 1], group: 1 }, name),
+      node(
+        'Conv',
+        [input, w, b],
+        [out],
+        { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad], dilations: [1, 1], group: 1 },
+        name,
+      ),
     );
     if (!relu) return out;
     this.nodes.push(node('Relu', [out], [`${name}.relu`]));
@@ -95,7 +119,8 @@ class GraphBuilder {
     const b = this.conv(`${prefix}.conv2`, a, width, width, 3, 1, true);
     const c = this.conv(`${prefix}.conv3`, b, width, cout, 1, 1, false, 0.2);
     // Projection shortcut whenever shape changes (first block of every stage).
-    const shortcut = cin !== cout || stride !== 1 ? this.conv(`${prefix}.downsample`, input, cin, cout, 1, stride, false) : input;
+    const shortcut =
+      cin !== cout || stride !== 1 ? this.conv(`${prefix}.downsample`, input, cin, cout, 1, stride, false) : input;
     this.nodes.push(node('Add', [c, shortcut], [`${prefix}.add`]), node('Relu', [`${prefix}.add`], [`${prefix}.out`]));
     return `${prefix}.out`;
   }
@@ -122,8 +147,16 @@ export function resnet50Model(opts: ResNet50Options = {}): ModelProto {
     // NHWC 0–255 → NCHW → (x/255 − mean) / std, as one Sub and one Mul per channel.
     // Constants, not drawn from the PRNG: the weights stay those of the default model.
     g.initializers.push(
-      floatTensor('preprocess.mean', [1, 3, 1, 1], IMAGENET_MEAN.map((m) => 255 * m)),
-      floatTensor('preprocess.scale', [1, 3, 1, 1], IMAGENET_STD.map((s) => 1 / (255 * s))),
+      floatTensor(
+        'preprocess.mean',
+        [1, 3, 1, 1],
+        IMAGENET_MEAN.map((m) => 255 * m),
+      ),
+      floatTensor(
+        'preprocess.scale',
+        [1, 3, 1, 1],
+        IMAGENET_STD.map((s) => 1 / (255 * s)),
+      ),
     );
     g.nodes.push(
       node('Transpose', ['image_input'], ['preprocess.nchw'], { perm: [0, 3, 1, 2] }),
@@ -157,7 +190,11 @@ export function resnet50Model(opts: ResNet50Options = {}): ModelProto {
       ? `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}, in the layout of a Keras export: NHWC 0–255 input, preprocessing in the graph, softmax output. Not a trained model.`
       : `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}. Not a trained model.`,
     nodes: g.nodes,
-    inputs: [keras ? valueInfo('image_input', 'float32', [batch, 224, 224, 3]) : valueInfo('input', 'float32', [batch, 3, 224, 224])],
+    inputs: [
+      keras
+        ? valueInfo('image_input', 'float32', [batch, 224, 224, 3])
+        : valueInfo('input', 'float32', [batch, 3, 224, 224]),
+    ],
     outputs: [valueInfo(keras ? 'predictions' : 'logits', 'float32', [batch, NUM_CLASSES])],
     initializers: g.initializers,
   });

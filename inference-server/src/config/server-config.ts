@@ -8,7 +8,9 @@ import { SERVER_ENV, type EnvContext, type ServerEnvKey, type ServerVariable } f
  * fresh clone classifies real photos offline (inference-server/models/efficientnet-lite0/README.md).
  * Resolved from the compiled file, dist/inference-server/src/config/, back to the repository (or image) root.
  */
-export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../../../../inference-server/models/efficientnet-lite0/model.onnx', import.meta.url));
+export const DEFAULT_MODEL_PATH = fileURLToPath(
+  new URL('../../../../inference-server/models/efficientnet-lite0/model.onnx', import.meta.url),
+);
 /** A photo for the quickstart's curl line (Chelsea the cat, from scikit-image's data, public domain). */
 export const DEFAULT_SAMPLE_IMAGE = join(DEFAULT_MODEL_PATH, '..', 'example.jpg');
 
@@ -128,7 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cpus: number): ServerConfig {
     requestTimeoutMs: read('requestTimeoutMs'),
     drainDelayMs: read('drainDelayMs'),
   };
-  if (!/^[\w.-]{1,128}$/.test(config.modelName)) errors.push(`MODEL_NAME=${config.modelName}: use letters, digits, '.', '_' or '-'`);
+  if (!/^[\w.-]{1,128}$/.test(config.modelName))
+    errors.push(`MODEL_NAME=${config.modelName}: use letters, digits, '.', '_' or '-'`);
   // After MODEL_NAME's check, so errors are listed in the order the table documents them.
   const logLevel = read('logLevel');
   if (errors.length > 0) throw new Error(`invalid configuration: ${errors.join('; ')}`);

@@ -59,7 +59,11 @@ export function admissionGate(app: RequestListener, opts: GateOptions): Admissio
     opts.metrics.requests.inc({ method: 'POST', route: name, status: String(error.status) });
     if (error.refusal !== undefined) opts.metrics.rejected.inc({ reason: error.refusal });
     if (error.shed) opts.refusals.note();
-    else opts.logger.info({ reqId: id, method: 'POST', path: req.url, status: error.status, refused: error.refusal }, 'request');
+    else
+      opts.logger.info(
+        { reqId: id, method: 'POST', path: req.url, status: error.status, refused: error.refusal },
+        'request',
+      );
     // Only 503s are paced: a 413 is the client's own fault and is not retried as it is.
     if (error.status !== 503) {
       writeError(res, error, id);
@@ -105,7 +109,10 @@ export function admissionGate(app: RequestListener, opts: GateOptions): Admissio
     const declared = Number(req.headers['content-length'] ?? NaN);
     const max = name === PREDICT_ROUTE ? opts.maxUploadBytes + FORM_OVERHEAD_BYTES : opts.maxTensorBytes;
     try {
-      if (declared > max) throw new TooLarge(`the request is ${declared} bytes; ${name === PREDICT_ROUTE ? `images up to ${opts.maxUploadBytes} bytes` : `bodies up to ${max} bytes`} are accepted`);
+      if (declared > max)
+        throw new TooLarge(
+          `the request is ${declared} bytes; ${name === PREDICT_ROUTE ? `images up to ${opts.maxUploadBytes} bytes` : `bodies up to ${max} bytes`} are accepted`,
+        );
       opts.dataPlane.precheck(declared >= 0 ? declared : 0);
     } catch (err) {
       refuse(req, res, name, err);

@@ -23,7 +23,16 @@ export interface AppOptions {
 }
 
 /** The Express app: request context, the seed-compatible route, the v2 protocol, metrics, the browser page at /, JSON errors. */
-export function createApp({ dataPlane, logger, refusals, info, upload, maxUploadBytes, maxTensorBytes, v2Decoder }: AppOptions): Express {
+export function createApp({
+  dataPlane,
+  logger,
+  refusals,
+  info,
+  upload,
+  maxUploadBytes,
+  maxTensorBytes,
+  v2Decoder,
+}: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

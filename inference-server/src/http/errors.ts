@@ -54,13 +54,41 @@ export function toHttpError(err: unknown): HttpError {
     if (err instanceof NotReady || err instanceof Overloaded) headers['Retry-After'] = String(err.retryAfterSeconds);
     // The rest of a refused upload is not read: the connection must not be reused.
     if (err instanceof TooLarge || err instanceof UploadTimeout) headers.Connection = 'close';
-    return { status, message: err.message, headers, shed: err instanceof Overloaded, refusal: refusalReason(err), unexpected: status === 500 };
+    return {
+      status,
+      message: err.message,
+      headers,
+      shed: err instanceof Overloaded,
+      refusal: refusalReason(err),
+      unexpected: status === 500,
+    };
   }
-  if (typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+  if (
+    typeof err === 'object' &&
+    err !== null &&
+    'status' in err &&
+    typeof err.status === 'number' &&
+    err.status >= 400 &&
+    err.status < 500
+  ) {
     // Express's own errors (a malformed URI) carry a status and a safe message.
-    return { status: err.status, message: err instanceof Error ? err.message : 'bad request', headers: {}, shed: false, refusal: undefined, unexpected: false };
+    return {
+      status: err.status,
+      message: err instanceof Error ? err.message : 'bad request',
+      headers: {},
+      shed: false,
+      refusal: undefined,
+      unexpected: false,
+    };
   }
-  return { status: 500, message: 'internal error; see the server log for this request id', headers: {}, shed: false, refusal: undefined, unexpected: true };
+  return {
+    status: 500,
+    message: 'internal error; see the server log for this request id',
+    headers: {},
+    shed: false,
+    refusal: undefined,
+    unexpected: true,
+  };
 }
 
 /** Refusals by what refused them; undefined for errors that are the request's own fault. */
@@ -77,7 +105,11 @@ function refusalReason(err: ServingError): string | undefined {
 export function writeError(res: ServerResponse, error: HttpError, requestId: string | undefined): void {
   const body: ErrorBody = { error: error.message, status: error.status, requestId };
   const json = JSON.stringify(body);
-  res.writeHead(error.status, { ...error.headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(json) });
+  res.writeHead(error.status, {
+    ...error.headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(json),
+  });
   res.end(json);
 }
 

@@ -42,7 +42,10 @@ export function escapeHtml(text: string): string {
  * strings, so they ship in dist/ and the container image with no copy step.
  */
 export function pageRouter(modelName: string): Router {
-  const html = INDEX_HTML.replaceAll('{{MODEL_NAME_URL}}', escapeHtml(encodeURIComponent(modelName))).replaceAll('{{MODEL_NAME}}', escapeHtml(modelName));
+  const html = INDEX_HTML.replaceAll('{{MODEL_NAME_URL}}', escapeHtml(encodeURIComponent(modelName))).replaceAll(
+    '{{MODEL_NAME}}',
+    escapeHtml(modelName),
+  );
   const assets: [string, Asset][] = [
     ['/', asset(html, 'text/html; charset=utf-8')],
     ['/page.css', asset(PAGE_CSS, 'text/css; charset=utf-8')],

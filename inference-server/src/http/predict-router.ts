@@ -37,13 +37,21 @@ export function predictRouter(dataPlane: DataPlane, limits: Omit<UploadLimits, '
     if (req.is('image/*')) {
       image = await readBody(req, uploadLimits, reservation, 'the image');
     } else if (req.is('multipart/form-data')) {
-      ({ fields, file: image } = await readForm(req, FILE_FIELD, { ...uploadLimits, maxFileBytes: limits.maxBytes }, reservation));
+      ({ fields, file: image } = await readForm(
+        req,
+        FILE_FIELD,
+        { ...uploadLimits, maxFileBytes: limits.maxBytes },
+        reservation,
+      ));
     } else {
-      throw new UnsupportedMedia(`send multipart/form-data with the image in a field named ${FILE_FIELD}, or a raw image/* body (got Content-Type: ${req.get('content-type') ?? 'none'})`);
+      throw new UnsupportedMedia(
+        `send multipart/form-data with the image in a field named ${FILE_FIELD}, or a raw image/* body (got Content-Type: ${req.get('content-type') ?? 'none'})`,
+      );
     }
     const resize = parseFormBoolean(fields, 'with_resize', true);
     const postProcess = parseFormBoolean(fields, 'with_post_process', true);
-    if (image === undefined) throw new InvalidRequest(`the form has no ${FILE_FIELD} file field; send it as -F ${FILE_FIELD}=@picture.jpg`);
+    if (image === undefined)
+      throw new InvalidRequest(`the form has no ${FILE_FIELD} file field; send it as -F ${FILE_FIELD}=@picture.jpg`);
 
     const answer = await dataPlane.predictImage({ ...context, image, resize, topK: topK ?? 1, postProcess });
     // For the browser page (and curl -v): where the server's time went, in milliseconds.

@@ -54,8 +54,17 @@ export function answerProtocolErrors(server: Server): void {
     socket.end(rawJsonError(status, `${MESSAGES[status] ?? 'the request was refused'} (${err.code ?? err.message})`));
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    const body = JSON.stringify({ error: `Expect: ${req.headers.expect ?? ''} is not supported; only 100-continue is`, status: 417 } satisfies ErrorBody);
-    res.writeHead(417, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body);
+    const body = JSON.stringify({
+      error: `Expect: ${req.headers.expect ?? ''} is not supported; only 100-continue is`,
+      status: 417,
+    } satisfies ErrorBody);
+    res
+      .writeHead(417, {
+        'Content-Type': 'application/json; charset=utf-8',
+        'Content-Length': Buffer.byteLength(body),
+        Connection: 'close',
+      })
+      .end(body);
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.end(rawJsonError(405, 'CONNECT is not supported: this is not a proxy'));

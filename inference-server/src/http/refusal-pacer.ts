@@ -52,14 +52,17 @@ export class RefusalPacer {
 
   private schedule(): void {
     if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.refill();
-      while (this.waiting.length > 0 && this.tokens >= 1) {
-        this.tokens--;
-        this.waiting.shift()!();
-      }
-      if (this.waiting.length > 0) this.schedule();
-    }, Math.max(1, Math.ceil(1000 / this.perSecond)));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.refill();
+        while (this.waiting.length > 0 && this.tokens >= 1) {
+          this.tokens--;
+          this.waiting.shift()!();
+        }
+        if (this.waiting.length > 0) this.schedule();
+      },
+      Math.max(1, Math.ceil(1000 / this.perSecond)),
+    );
   }
 }

@@ -77,7 +77,10 @@ export class RefusalLog {
       this.timer = undefined;
       return;
     }
-    this.logger.warn({ refused: this.refused, withinSeconds: this.timer === undefined ? 0 : SHED_SUMMARY_MS / 1000 }, 'shedding load: requests refused with 503');
+    this.logger.warn(
+      { refused: this.refused, withinSeconds: this.timer === undefined ? 0 : SHED_SUMMARY_MS / 1000 },
+      'shedding load: requests refused with 503',
+    );
     this.refused = 0;
     this.timer = setTimeout(() => this.flush(), SHED_SUMMARY_MS).unref();
   }
@@ -104,7 +107,16 @@ export function requestContext(logger: Logger, metrics: Metrics, refusals: Refus
         refusals.note();
         return;
       }
-      req.log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10, bytesIn: Number(req.get('content-length') ?? 0) || undefined }, 'request');
+      req.log.info(
+        {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Math.round(seconds * 1e4) / 10,
+          bytesIn: Number(req.get('content-length') ?? 0) || undefined,
+        },
+        'request',
+      );
     });
     next();
   };

@@ -25,7 +25,13 @@ export interface UploadLimits {
  * the request's memory reservation; a timer checks the idle time and the
  * rate. Calls `fail` at most once; returns the function that stops watching.
  */
-function meter(req: IncomingMessage, limits: UploadLimits, reservation: Reservation, what: string, fail: (err: Error) => void): () => void {
+function meter(
+  req: IncomingMessage,
+  limits: UploadLimits,
+  reservation: Reservation,
+  what: string,
+  fail: (err: Error) => void,
+): () => void {
   let seen = 0;
   const started = performance.now();
   let last = started;
@@ -39,10 +45,18 @@ function meter(req: IncomingMessage, limits: UploadLimits, reservation: Reservat
     const now = performance.now();
     const age = now - started;
     if (now - last >= limits.idleTimeoutMs) {
-      fail(new UploadTimeout(`no byte of the body arrived for ${Math.round((now - last) / 1000)} s (UPLOAD_IDLE_TIMEOUT_MS); the upload is abandoned`));
+      fail(
+        new UploadTimeout(
+          `no byte of the body arrived for ${Math.round((now - last) / 1000)} s (UPLOAD_IDLE_TIMEOUT_MS); the upload is abandoned`,
+        ),
+      );
     } else if (age >= limits.idleTimeoutMs && (seen * 1000) / age < limits.minBytesPerSecond) {
       const rate = Math.round((seen * 1000) / age);
-      fail(new UploadTimeout(`the body arrives at ${rate} bytes/s, below the minimum of ${limits.minBytesPerSecond} (UPLOAD_MIN_BYTES_PER_SECOND); the upload is abandoned`));
+      fail(
+        new UploadTimeout(
+          `the body arrives at ${rate} bytes/s, below the minimum of ${limits.minBytesPerSecond} (UPLOAD_MIN_BYTES_PER_SECOND); the upload is abandoned`,
+        ),
+      );
     }
   };
   const timer = setInterval(check, Math.max(50, Math.min(1000, limits.idleTimeoutMs / 4)));
@@ -82,7 +96,8 @@ class BodyBuffer {
 
   bytes(): Buffer {
     if (this.whole && this.length === this.whole.length && this.chunks.length === 0) return this.whole;
-    if (this.whole) return Buffer.concat([this.whole.subarray(0, Math.min(this.length, this.whole.length)), ...this.chunks]);
+    if (this.whole)
+      return Buffer.concat([this.whole.subarray(0, Math.min(this.length, this.whole.length)), ...this.chunks]);
     return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
   }
 }
@@ -96,7 +111,12 @@ function declaredLength(req: IncomingMessage, maxBytes: number): number | undefi
 }
 
 /** Reads a whole body (a raw image, a v2 request) under the limits. */
-export function readBody(req: IncomingMessage, limits: UploadLimits, reservation: Reservation, what = 'the request body'): Promise<Buffer> {
+export function readBody(
+  req: IncomingMessage,
+  limits: UploadLimits,
+  reservation: Reservation,
+  what = 'the request body',
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const body = new BodyBuffer(declaredLength(req, limits.maxBytes));
     let settled = false;
@@ -143,17 +163,32 @@ const MAX_FIELD_BYTES = 1024;
  * small text fields into a map, every other part discarded unread. Resolves
  * when the form has ended, so only a complete request goes on.
  */
-export function readForm(req: IncomingMessage, fileField: string, limits: FormLimits, reservation: Reservation): Promise<Form> {
+export function readForm(
+  req: IncomingMessage,
+  fileField: string,
+  limits: FormLimits,
+  reservation: Reservation,
+): Promise<Form> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
       parser = busboy({
         headers: req.headers,
         // +1: busboy reports a limit when a part reaches it, and a part of exactly the limit is allowed.
-        limits: { fileSize: limits.maxFileBytes + 1, files: 1, fields: MAX_FIELDS, fieldSize: MAX_FIELD_BYTES + 1, parts: MAX_FIELDS + 1 },
+        limits: {
+          fileSize: limits.maxFileBytes + 1,
+          files: 1,
+          fields: MAX_FIELDS,
+          fieldSize: MAX_FIELD_BYTES + 1,
+          parts: MAX_FIELDS + 1,
+        },
       });
     } catch {
-      reject(new UnsupportedMedia(`send multipart/form-data with the image in a field named ${fileField} (got Content-Type: ${req.headers['content-type'] ?? 'none'})`));
+      reject(
+        new UnsupportedMedia(
+          `send multipart/form-data with the image in a field named ${fileField} (got Content-Type: ${req.headers['content-type'] ?? 'none'})`,
+        ),
+      );
       return;
     }
     const fields = new Map<string, string>();
@@ -177,7 +212,13 @@ export function readForm(req: IncomingMessage, fileField: string, limits: FormLi
     const note = (err: Error) => {
       failure ??= err;
     };
-    const stop = meter(req, { ...limits, maxBytes: limits.maxFileBytes + FORM_OVERHEAD_BYTES }, reservation, 'the upload', (err) => finish(err));
+    const stop = meter(
+      req,
+      { ...limits, maxBytes: limits.maxFileBytes + FORM_OVERHEAD_BYTES },
+      reservation,
+      'the upload',
+      (err) => finish(err),
+    );
     parser.on('file', (name, stream) => {
       if (name !== fileField || sawFile) {
         stream.resume();
@@ -188,7 +229,9 @@ export function readForm(req: IncomingMessage, fileField: string, limits: FormLi
       // A broken form also fails the file stream; the parser's own error reports it.
       stream.on('error', () => undefined);
       // busboy truncates the file and discards the rest of it; the form is then refused whole.
-      stream.on('limit', () => note(new TooLarge(`${fileField} is larger than the ${limits.maxFileBytes}-byte upload limit`)));
+      stream.on('limit', () =>
+        note(new TooLarge(`${fileField} is larger than the ${limits.maxFileBytes}-byte upload limit`)),
+      );
     });
     parser.on('field', (name, value, info) => {
       if (info.valueTruncated) note(new InvalidRequest(`form field ${name} is too long`));
@@ -196,7 +239,9 @@ export function readForm(req: IncomingMessage, fileField: string, limits: FormLi
     });
     parser.on('fieldsLimit', () => note(new InvalidRequest('the form has too many fields')));
     parser.on('partsLimit', () => note(new InvalidRequest('the form has too many parts')));
-    parser.on('error', (err: Error) => finish(failure ?? new InvalidRequest(`malformed multipart body: ${err.message}`)));
+    parser.on('error', (err: Error) =>
+      finish(failure ?? new InvalidRequest(`malformed multipart body: ${err.message}`)),
+    );
     parser.on('close', () => finish(failure));
     req.pipe(parser);
   });
@@ -212,5 +257,7 @@ export function parseFormBoolean(fields: Map<string, string>, name: string, fall
   const v = raw.trim().toLowerCase();
   if (TRUE.has(v)) return true;
   if (FALSE.has(v)) return false;
-  throw new InvalidRequest(`form field ${name}=${JSON.stringify(raw)} is not a boolean; use True/False, true/false or 1/0`);
+  throw new InvalidRequest(
+    `form field ${name}=${JSON.stringify(raw)} is not a boolean; use True/False, true/false or 1/0`,
+  );
 }

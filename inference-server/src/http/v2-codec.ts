@@ -6,7 +6,20 @@ import { TooLarge, badRequest } from '../errors.js';
  * `Inference-Header-Content-Length` bytes followed by raw tensor bytes.
  */
 
-export type V2Datatype = 'BOOL' | 'UINT8' | 'UINT16' | 'UINT32' | 'UINT64' | 'INT8' | 'INT16' | 'INT32' | 'INT64' | 'FP16' | 'FP32' | 'FP64' | 'BYTES';
+export type V2Datatype =
+  | 'BOOL'
+  | 'UINT8'
+  | 'UINT16'
+  | 'UINT32'
+  | 'UINT64'
+  | 'INT8'
+  | 'INT16'
+  | 'INT32'
+  | 'INT64'
+  | 'FP16'
+  | 'FP32'
+  | 'FP64'
+  | 'BYTES';
 
 export const V2_DATATYPE_OF = { float32: 'FP32', uint8: 'UINT8' } as const;
 const ELEMENT_BYTES: Partial<Record<V2Datatype, number>> = { FP32: 4, UINT8: 1 };
@@ -111,7 +124,11 @@ export function scanJson(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): JsonScan
  * Splits a body into its JSON header (parsed) and its binary tail. A text
  * whose parse would hold more than maxParseBytes is refused before parsing.
  */
-export function splitBody(body: Buffer, headerLength: string | undefined, maxParseBytes = Infinity): { json: unknown; binary: Buffer } {
+export function splitBody(
+  body: Buffer,
+  headerLength: string | undefined,
+  maxParseBytes = Infinity,
+): { json: unknown; binary: Buffer } {
   let jsonBytes = body;
   let binary: Buffer = Buffer.alloc(0);
   if (headerLength !== undefined) {
@@ -151,19 +168,22 @@ export function parseInferRequest(json: unknown): V2InferRequest {
       throw badRequest(`input ${name}: "shape" must be an array of non-negative integers`);
     }
     if (typeof datatype !== 'string') throw badRequest(`input ${name}: "datatype" must be a string such as FP32`);
-    if (input.parameters !== undefined && !isObject(input.parameters)) throw badRequest(`input ${name}: "parameters" must be an object`);
-    return { name, shape: shape as number[], datatype, parameters: input.parameters as Parameters | undefined, data: input.data };
+    if (input.parameters !== undefined && !isObject(input.parameters))
+      throw badRequest(`input ${name}: "parameters" must be an object`);
+    return { name, shape: shape as number[], datatype, parameters: input.parameters, data: input.data };
   });
   let parsedOutputs: V2RequestOutput[] | undefined;
   if (outputs !== undefined) {
     if (!Array.isArray(outputs)) throw badRequest('"outputs" must be an array');
     parsedOutputs = outputs.map((output, i): V2RequestOutput => {
-      if (!isObject(output) || typeof output.name !== 'string') throw badRequest(`outputs[${i}] must be an object with a "name"`);
-      if (output.parameters !== undefined && !isObject(output.parameters)) throw badRequest(`output ${output.name}: "parameters" must be an object`);
-      return { name: output.name, parameters: output.parameters as Parameters | undefined };
+      if (!isObject(output) || typeof output.name !== 'string')
+        throw badRequest(`outputs[${i}] must be an object with a "name"`);
+      if (output.parameters !== undefined && !isObject(output.parameters))
+        throw badRequest(`output ${output.name}: "parameters" must be an object`);
+      return { name: output.name, parameters: output.parameters };
     });
   }
-  return { id, parameters: parameters as Parameters | undefined, inputs: parsedInputs, outputs: parsedOutputs };
+  return { id, parameters: parameters, inputs: parsedInputs, outputs: parsedOutputs };
 }
 
 /**
@@ -175,8 +195,10 @@ function flattenJson(data: unknown, name: string, count: number, uint8: boolean)
   // Grown as elements arrive, never sized from the shape: a shape of 10^9 must not allocate 4 GB.
   const out: number[] = [];
   const put = (v: unknown) => {
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw badRequest(`input ${name}: "data" must contain only finite numbers`);
-    if (uint8 && !(Number.isInteger(v) && v >= 0 && v <= 255)) throw badRequest(`input ${name}: UINT8 data must be integers 0-255`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw badRequest(`input ${name}: "data" must contain only finite numbers`);
+    if (uint8 && !(Number.isInteger(v) && v >= 0 && v <= 255))
+      throw badRequest(`input ${name}: UINT8 data must be integers 0-255`);
     if (out.length >= count) throw badRequest(`input ${name}: "data" has more elements than its shape (${count})`);
     out.push(v);
   };
@@ -191,12 +213,14 @@ function flattenJson(data: unknown, name: string, count: number, uint8: boolean)
       }
       const item = top.items[top.next++];
       if (Array.isArray(item)) {
-        if (stack.length >= MAX_DATA_DEPTH) throw badRequest(`input ${name}: "data" is nested deeper than ${MAX_DATA_DEPTH} levels`);
+        if (stack.length >= MAX_DATA_DEPTH)
+          throw badRequest(`input ${name}: "data" is nested deeper than ${MAX_DATA_DEPTH} levels`);
         stack.push({ items: item, next: 0 });
       } else put(item);
     }
   }
-  if (out.length !== count) throw badRequest(`input ${name}: "data" has ${out.length} elements but shape needs ${count}`);
+  if (out.length !== count)
+    throw badRequest(`input ${name}: "data" has ${out.length} elements but shape needs ${count}`);
   return out;
 }
 
@@ -208,25 +232,31 @@ export function decodeInputs(request: V2InferRequest, binary: Buffer): DecodedIn
   let offset = 0;
   const decoded = request.inputs.map(({ data: json, ...header }): DecodedInput => {
     const bytesPer = ELEMENT_BYTES[header.datatype as V2Datatype];
-    if (bytesPer === undefined) throw badRequest(`input ${header.name}: datatype ${header.datatype} is not supported; use FP32 or UINT8`);
+    if (bytesPer === undefined)
+      throw badRequest(`input ${header.name}: datatype ${header.datatype} is not supported; use FP32 or UINT8`);
     const count = header.shape.reduce((a, b) => a * b, 1);
     const binarySize = header.parameters?.binary_data_size;
     if (binarySize !== undefined) {
       if (typeof binarySize !== 'number' || binarySize !== count * bytesPer) {
-        throw badRequest(`input ${header.name}: binary_data_size ${String(binarySize)} but shape [${header.shape.join(', ')}] of ${header.datatype} needs ${count * bytesPer} bytes`);
+        throw badRequest(
+          `input ${header.name}: binary_data_size ${JSON.stringify(binarySize)} but shape [${header.shape.join(', ')}] of ${header.datatype} needs ${count * bytesPer} bytes`,
+        );
       }
-      if (offset + binarySize > binary.length) throw badRequest(`input ${header.name}: the body ends before its ${binarySize} bytes of binary data`);
+      if (offset + binarySize > binary.length)
+        throw badRequest(`input ${header.name}: the body ends before its ${binarySize} bytes of binary data`);
       const bytes = binary.subarray(offset, offset + binarySize);
       offset += binarySize;
       // Copy: the tail may start at any byte, and a Float32Array view needs 4-byte alignment.
       const copy = new Uint8Array(bytes);
       return { header, data: header.datatype === 'FP32' ? new Float32Array(copy.buffer, 0, count) : copy };
     }
-    if (json === undefined) throw badRequest(`input ${header.name}: has neither "data" nor parameters.binary_data_size`);
+    if (json === undefined)
+      throw badRequest(`input ${header.name}: has neither "data" nor parameters.binary_data_size`);
     const values = flattenJson(json, header.name, count, header.datatype === 'UINT8');
     return { header, data: header.datatype === 'UINT8' ? Uint8Array.from(values) : Float32Array.from(values) };
   });
-  if (offset !== binary.length) throw badRequest(`the body has ${binary.length - offset} bytes of binary data no input claims`);
+  if (offset !== binary.length)
+    throw badRequest(`the body has ${binary.length - offset} bytes of binary data no input claims`);
   return decoded;
 }
 
@@ -237,7 +267,11 @@ export interface DecodedRequest {
 }
 
 /** Splits, parses, validates and decodes a v2 body: the whole request stage before the model's own checks. */
-export function decodeInferBody(body: Buffer, headerLength: string | undefined, maxParseBytes = Infinity): DecodedRequest {
+export function decodeInferBody(
+  body: Buffer,
+  headerLength: string | undefined,
+  maxParseBytes = Infinity,
+): DecodedRequest {
   const { json, binary } = splitBody(body, headerLength, maxParseBytes);
   const request = parseInferRequest(json);
   const inputs = decodeInputs(request, binary);

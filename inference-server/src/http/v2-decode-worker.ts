@@ -15,7 +15,11 @@ port.on('message', ({ id, body, headerLength }: DecodeJob) => {
   let reply: DecodeReply;
   let transfer: ArrayBuffer[] = [];
   try {
-    const decoded = decodeInferBody(Buffer.from(body.buffer, body.byteOffset, body.byteLength), headerLength, maxParseBytes);
+    const decoded = decodeInferBody(
+      Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      headerLength,
+      maxParseBytes,
+    );
     reply = { id, ok: decoded };
     transfer = transferables(decoded.inputs);
   } catch (err) {

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { InvalidImage, InvalidRequest, TooLarge, UnsupportedMedia } from '../errors.js';
+import { InvalidImage, InvalidRequest, TooLarge, UnsupportedMedia, asError } from '../errors.js';
 import { decodeInferBody, type DecodedInput, type DecodedRequest } from './v2-codec.js';
 
 /**
@@ -41,7 +41,12 @@ export interface DecodeJob {
 export type DecodeReply = { id: number; ok: DecodedRequest } | { id: number; error: { name: string; message: string } };
 
 /** The domain errors a decode may raise, rebuilt on this side of the thread boundary. */
-const ERRORS: Record<string, new (message: string) => Error> = { InvalidRequest, InvalidImage, TooLarge, UnsupportedMedia };
+const ERRORS: Record<string, new (message: string) => Error> = {
+  InvalidRequest,
+  InvalidImage,
+  TooLarge,
+  UnsupportedMedia,
+};
 
 interface Pending {
   job: DecodeJob;
@@ -90,7 +95,7 @@ export class V2Decoder {
       try {
         return Promise.resolve(decodeInferBody(body, headerLength, this.options.maxParseBytes));
       } catch (err) {
-        return Promise.reject(err as Error);
+        return Promise.reject(asError(err));
       }
     }
     // Only a view spanning its whole buffer can be transferred without taking its neighbours along.

@@ -40,7 +40,8 @@ const FIT: Record<ResizeMode, keyof FitEnum> = {
 function inputError(err: unknown, maxPixels: number): ServingError {
   if (err instanceof ServingError) return err;
   const message = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
-  if (/pixel limit|security limit/i.test(message)) return tooLarge(`image has more pixels than the limit of ${maxPixels} (${message})`);
+  if (/pixel limit|security limit/i.test(message))
+    return tooLarge(`image has more pixels than the limit of ${maxPixels} (${message})`);
   return invalidImage(`image could not be decoded (corrupt or truncated): ${message}`);
 }
 
@@ -59,7 +60,11 @@ const TRUNCATED = /premature end|truncat|unexpected end|short read|end of (file|
 export async function decodeImage(input: Buffer, req: DecodeRequest): Promise<DecodedImage> {
   const sniffed = sniffImage(input);
   if (!sniffed.accepted) {
-    throw unsupportedMedia(sniffed.format ? `image format ${sniffed.format} is not supported; ${SUPPORTED}` : `image_file is not an image in a supported format; ${SUPPORTED}`);
+    throw unsupportedMedia(
+      sniffed.format
+        ? `image format ${sniffed.format} is not supported; ${SUPPORTED}`
+        : `image_file is not an image in a supported format; ${SUPPORTED}`,
+    );
   }
   let decoded: DecodedImage;
   try {
@@ -68,7 +73,8 @@ export async function decodeImage(input: Buffer, req: DecodeRequest): Promise<De
   } catch (strict) {
     if (strict instanceof ServingError || strict instanceof PipelineBug) throw strict;
     const message = strict instanceof Error ? strict.message : String(strict);
-    if (TRUNCATED.test(message)) throw invalidImage(`image could not be decoded (truncated): ${message.split('\n')[0]}`);
+    if (TRUNCATED.test(message))
+      throw invalidImage(`image could not be decoded (truncated): ${message.split('\n')[0]}`);
     // Any other warning (an odd marker, a known-incorrect colour profile) is tolerated, as other servers do.
     try {
       decoded = await decodeWith(input, req, sniffed.format, 'error');
@@ -77,18 +83,32 @@ export async function decodeImage(input: Buffer, req: DecodeRequest): Promise<De
     }
   }
   // Outside the mapping: a pipeline that produced the wrong shape is our bug, a 500.
-  if (decoded.pixels.length !== req.width * req.height * 3 || decoded.width !== req.width || decoded.height !== req.height) {
-    throw new PipelineBug(`decoder produced ${decoded.width}×${decoded.height} (${decoded.pixels.length} bytes), expected ${req.width}×${req.height}×3`);
+  if (
+    decoded.pixels.length !== req.width * req.height * 3 ||
+    decoded.width !== req.width ||
+    decoded.height !== req.height
+  ) {
+    throw new PipelineBug(
+      `decoder produced ${decoded.width}×${decoded.height} (${decoded.pixels.length} bytes), expected ${req.width}×${req.height}×3`,
+    );
   }
   return decoded;
 }
 
-async function decodeWith(input: Buffer, req: DecodeRequest, sniffedFormat: AcceptedFormat, failOn: FailOnOptions): Promise<DecodedImage> {
+async function decodeWith(
+  input: Buffer,
+  req: DecodeRequest,
+  sniffedFormat: AcceptedFormat,
+  failOn: FailOnOptions,
+): Promise<DecodedImage> {
   const image = sharp(input, { limitInputPixels: req.maxPixels, pages: 1, failOn });
   const meta = await image.metadata();
   const format = meta.format === 'heif' && meta.compression === 'av1' ? 'avif' : meta.format;
   // The container says one thing and the loader another (a PNG header on a TIFF, a HEIC brand on AV1): refuse both.
-  if (format !== sniffedFormat) throw unsupportedMedia(`image_file starts like ${sniffedFormat} but decodes as ${format ?? 'nothing known'}; ${SUPPORTED}`);
+  if (format !== sniffedFormat)
+    throw unsupportedMedia(
+      `image_file starts like ${sniffedFormat} but decodes as ${format ?? 'nothing known'}; ${SUPPORTED}`,
+    );
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;
   if (width <= 0 || height <= 0) throw invalidImage(`image has no pixels (${width}×${height})`);
@@ -115,5 +135,12 @@ async function decodeWith(input: Buffer, req: DecodeRequest, sniffedFormat: Acce
   }
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new PipelineBug(`decoder produced ${info.channels} channels, expected 3`);
-  return { pixels: data, width: info.width, height: info.height, sourceFormat: format, sourceWidth: uprightW, sourceHeight: uprightH };
+  return {
+    pixels: data,
+    width: info.width,
+    height: info.height,
+    sourceFormat: format,
+    sourceWidth: uprightW,
+    sourceHeight: uprightH,
+  };
 }

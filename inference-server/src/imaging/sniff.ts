@@ -26,14 +26,21 @@ function isoBrand(buf: Buffer): Sniffed {
 }
 
 export function sniffImage(buf: Buffer): Sniffed {
-  if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff) return { accepted: true, format: 'jpeg' };
-  if (buf.length >= 8 && buf.readUInt32BE(0) === 0x89504e47 && buf.readUInt32BE(4) === 0x0d0a1a0a) return { accepted: true, format: 'png' };
+  if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff)
+    return { accepted: true, format: 'jpeg' };
+  if (buf.length >= 8 && buf.readUInt32BE(0) === 0x89504e47 && buf.readUInt32BE(4) === 0x0d0a1a0a)
+    return { accepted: true, format: 'png' };
   if (buf.length >= 6 && /^GIF8[79]a$/.test(ascii(buf, 0, 6))) return { accepted: true, format: 'gif' };
-  if (buf.length >= 12 && ascii(buf, 0, 4) === 'RIFF' && ascii(buf, 8, 12) === 'WEBP') return { accepted: true, format: 'webp' };
-  if (buf.length >= 4 && (ascii(buf, 0, 4) === 'II*\0' || ascii(buf, 0, 4) === 'MM\0*')) return { accepted: true, format: 'tiff' };
+  if (buf.length >= 12 && ascii(buf, 0, 4) === 'RIFF' && ascii(buf, 8, 12) === 'WEBP')
+    return { accepted: true, format: 'webp' };
+  if (buf.length >= 4 && (ascii(buf, 0, 4) === 'II*\0' || ascii(buf, 0, 4) === 'MM\0*'))
+    return { accepted: true, format: 'tiff' };
   if (buf.length >= 12 && ascii(buf, 4, 8) === 'ftyp') return isoBrand(buf);
-  const head = ascii(buf, 0, Math.min(buf.length, 64)).replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart();
-  if (head.startsWith('<')) return { accepted: false, format: /<svg/i.test(head) || head.startsWith('<?xml') ? 'svg' : 'xml/html' };
+  const head = ascii(buf, 0, Math.min(buf.length, 64))
+    .replace(/^\uFEFF|^\xEF\xBB\xBF/, '')
+    .trimStart();
+  if (head.startsWith('<'))
+    return { accepted: false, format: /<svg/i.test(head) || head.startsWith('<?xml') ? 'svg' : 'xml/html' };
   if (head.startsWith('%PDF')) return { accepted: false, format: 'pdf' };
   if (buf.length >= 2 && ascii(buf, 0, 2) === 'BM') return { accepted: false, format: 'bmp' };
   if (buf.length >= 4 && buf.readUInt32BE(0) === 0x00000100) return { accepted: false, format: 'ico' };

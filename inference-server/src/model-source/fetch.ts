@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { CRC32C, Storage } from '@google-cloud/storage';
 import type { Logger } from 'pino';
 import { SERVER_ENV } from '../../../crds/server-env.js';
+import { asError } from '../errors.js';
 import { cacheIdentity, parseModelUri, redactText, redactUri, type ModelSource } from './uri.js';
 import {
   ChecksumMismatchError,
@@ -200,7 +201,10 @@ function cachePaths(cacheDir: string, src: ModelSource): CachePaths {
   // Stable across restarts; the hash keeps distinct sources apart, the name keeps it readable.
   const key = createHash('sha256').update(cacheIdentity(src)).digest('hex').slice(0, 16);
   const rawName = src.kind === 'gcs' ? src.object : src.kind === 'http' ? src.url.pathname : src.path;
-  const name = basename(rawName).replace(/[^A-Za-z0-9._-]/g, '_').slice(-100) || 'artifact';
+  const name =
+    basename(rawName)
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(-100) || 'artifact';
   const final = join(cacheDir, `${key}-${name}`);
   return { final, partial: `${final}.partial`, sidecar: `${final}.meta.json` };
 }
@@ -212,7 +216,13 @@ async function readSidecar(path: string): Promise<Sidecar | undefined> {
     const o = j as Record<string, unknown>;
     if (typeof o.sizeBytes !== 'number') return undefined;
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-    return { sizeBytes: o.sizeBytes, crc32c: str(o.crc32c), md5: str(o.md5), generation: str(o.generation), etag: str(o.etag) };
+    return {
+      sizeBytes: o.sizeBytes,
+      crc32c: str(o.crc32c),
+      md5: str(o.md5),
+      generation: str(o.generation),
+      etag: str(o.etag),
+    };
   } catch {
     return undefined; // missing or torn: treat as no cache
   }
@@ -250,7 +260,12 @@ async function verifiedCache(ctx: Ctx, want: Sidecar): Promise<Checksums | undef
 }
 
 /** Verifies the downloaded `.partial`, then makes it the cached file (crash-safe order). */
-async function commit(ctx: Ctx, got: Hashed, expected: Checksums & { sizeBytes?: number }, sidecar: Omit<Sidecar, keyof Checksums | 'sizeBytes'>): Promise<FetchResult> {
+async function commit(
+  ctx: Ctx,
+  got: Hashed,
+  expected: Checksums & { sizeBytes?: number },
+  sidecar: Omit<Sidecar, keyof Checksums | 'sizeBytes'>,
+): Promise<FetchResult> {
   const { paths } = ctx;
   if (expected.sizeBytes !== undefined && got.sizeBytes !== expected.sizeBytes) {
     await rm(paths.partial, { force: true });
@@ -277,7 +292,13 @@ async function commit(ctx: Ctx, got: Hashed, expected: Checksums & { sizeBytes?:
   }
   await rename(tmp, paths.sidecar);
   await fsyncPath(dirname(paths.final)); // persist the renames
-  return { path: paths.final, sizeBytes: got.sizeBytes, fromCache: false, source: ctx.source, checksums: got.checksums };
+  return {
+    path: paths.final,
+    sizeBytes: got.sizeBytes,
+    fromCache: false,
+    source: ctx.source,
+    checksums: got.checksums,
+  };
 }
 
 async function fsyncPath(path: string): Promise<void> {
@@ -304,7 +325,11 @@ interface Hashed {
  * `dest` with a stall watchdog: the GCS client's HTTP stack (node-fetch 2) never ends
  * nor errors a Content-Length body whose connection is cut, so silence must fail.
  */
-async function hashStream(source: Readable, signal: AbortSignal, download?: { dest: string; stallMs: number }): Promise<Hashed> {
+async function hashStream(
+  source: Readable,
+  signal: AbortSignal,
+  download?: { dest: string; stallMs: number },
+): Promise<Hashed> {
   const crc = new CRC32C();
   const md5 = createHash('md5');
   let sizeBytes = 0;
@@ -313,7 +338,10 @@ async function hashStream(source: Readable, signal: AbortSignal, download?: { de
   const arm = () => {
     if (!download) return;
     clearTimeout(timer);
-    timer = setTimeout(() => stall.abort(new TransientError(`download stalled: no data for ${download.stallMs}ms`)), download.stallMs);
+    timer = setTimeout(
+      () => stall.abort(new TransientError(`download stalled: no data for ${download.stallMs}ms`)),
+      download.stallMs,
+    );
   };
   const tap = async function* (chunks: AsyncIterable<Buffer | Uint8Array>) {
     for await (const chunk of chunks) {
@@ -371,7 +399,8 @@ async function fetchGcs(src: { bucket: string; object: string }, storage: Storag
     generation: String(md.generation),
   };
   const cached = await verifiedCache(ctx, remote);
-  if (cached) return { path: paths.final, sizeBytes: remote.sizeBytes, fromCache: true, source: ctx.source, checksums: cached };
+  if (cached)
+    return { path: paths.final, sizeBytes: remote.sizeBytes, fromCache: true, source: ctx.source, checksums: cached };
 
   // Pin the generation so the bytes are the ones the metadata describes.
   const file = storage.bucket(src.bucket).file(src.object, { generation: remote.generation });
@@ -382,7 +411,8 @@ async function fetchGcs(src: { bucket: string; object: string }, storage: Storag
   try {
     got = await hashStream(stream, signal, { dest: paths.partial, stallMs: ctx.stallMs });
   } catch (err) {
-    if (httpStatusOf(err) === 404) throw new TransientError(`object changed during download (generation ${remote.generation} is gone)`);
+    if (httpStatusOf(err) === 404)
+      throw new TransientError(`object changed during download (generation ${remote.generation} is gone)`);
     throw gcsError(err);
   }
   return commit(ctx, got, remote, { generation: remote.generation });
@@ -403,9 +433,9 @@ function gcsError(err: unknown): Error {
 }
 
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) return Promise.reject(asError(signal.reason));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(asError(signal.reason));
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
@@ -442,12 +472,18 @@ async function fetchHttp(url: URL, ctx: Ctx): Promise<FetchResult> {
 
   if (res.status === 304 && cached?.etag) {
     const checksums = await verifiedCache(ctx, cached);
-    if (checksums) return { path: paths.final, sizeBytes: cached.sizeBytes, fromCache: true, source: ctx.source, checksums };
+    if (checksums)
+      return { path: paths.final, sizeBytes: cached.sizeBytes, fromCache: true, source: ctx.source, checksums };
     throw new TransientError('cached copy failed verification'); // sidecar is gone now: next try is unconditional
   }
   if (!res.ok || !res.body) {
     await res.body?.cancel();
-    const why = res.status === 404 ? 'not found (404)' : res.status === 401 || res.status === 403 ? `access denied (${res.status})` : `HTTP ${res.status}`;
+    const why =
+      res.status === 404
+        ? 'not found (404)'
+        : res.status === 401 || res.status === 403
+          ? `access denied (${res.status})`
+          : `HTTP ${res.status}`;
     throw new HttpStatusError(res.status, why);
   }
   // Transfer-decoded bodies differ from the length/hashes the headers describe.

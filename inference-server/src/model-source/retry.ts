@@ -58,7 +58,7 @@ export interface RetryOptions {
 }
 
 export async function retry<T>(
-  fn: (attempt: number, signal: AbortSignal) => Promise<T>,
+  fn: (attempt: number, signal: AbortSignal) => T | Promise<T>,
   opts: RetryOptions = {},
 ): Promise<T> {
   const maxAttempts = Math.max(1, opts.maxAttempts ?? 5);

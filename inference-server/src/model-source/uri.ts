@@ -5,9 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type ModelSource =
-  | { kind: 'gcs'; bucket: string; object: string }
-  | { kind: 'http'; url: URL }
-  | { kind: 'file'; path: string };
+  { kind: 'gcs'; bucket: string; object: string } | { kind: 'http'; url: URL } | { kind: 'file'; path: string };
 
 export interface ParseOptions {
   /** Allow plain http:// to non-loopback hosts (default false: http is for loopback tests). */
@@ -57,7 +55,8 @@ export function parseModelUri(input: string, opts: ParseOptions = {}): ModelSour
 
 function parseGcs(uri: string): ModelSource {
   // Not parsed with URL: GCS object names are raw (not percent-encoded) and may contain '?', '#', ' '.
-  if (!uri.toLowerCase().startsWith('gs://')) throw new UriError(`invalid gs URI ${redactUri(uri)}: expected gs://bucket/object`);
+  if (!uri.toLowerCase().startsWith('gs://'))
+    throw new UriError(`invalid gs URI ${redactUri(uri)}: expected gs://bucket/object`);
   const rest = uri.slice('gs://'.length);
   const slash = rest.indexOf('/');
   const bucket = slash < 0 ? rest : rest.slice(0, slash);

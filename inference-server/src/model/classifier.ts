@@ -5,7 +5,15 @@ import { labelsFromMetadata } from './labels.js';
 import { readOnnxHeader, type OnnxHeader } from './onnx-metadata.js';
 import { WorkerSession } from './worker-session.js';
 import { labelFor, toProbabilities, topK, type Prediction } from './postprocess.js';
-import { describeModel, imageElements, pixelTransform, writeImage, type ModelSignature, type PixelTransform, type SignatureOverrides } from './signature.js';
+import {
+  describeModel,
+  imageElements,
+  pixelTransform,
+  writeImage,
+  type ModelSignature,
+  type PixelTransform,
+  type SignatureOverrides,
+} from './signature.js';
 
 /** One image's slice of the model's input tensor (float32 or uint8, as the model takes). */
 export type ImageTensor = Float32Array | Uint8Array;
@@ -45,14 +53,18 @@ export class Classifier {
   ) {
     this.transform = pixelTransform(signature, options);
     if (labels !== undefined && labels.length !== signature.classes) {
-      throw new Error(`the labels list has ${labels.length} entries but the model outputs ${signature.classes} classes`);
+      throw new Error(
+        `the labels list has ${labels.length} entries but the model outputs ${signature.classes} classes`,
+      );
     }
   }
 
   /** Reads the model file, starts its sessions (SESSIONS, each on its own worker thread) and describes it. */
   static async load(path: string, opts: LoadOptions): Promise<LoadedModel> {
     const [header, info] = await Promise.all([readOnnxHeader(path), stat(path)]);
-    const created = await Promise.allSettled(Array.from({ length: opts.sessions ?? 1 }, () => WorkerSession.create(path, opts.threads)));
+    const created = await Promise.allSettled(
+      Array.from({ length: opts.sessions ?? 1 }, () => WorkerSession.create(path, opts.threads)),
+    );
     const sessions = created.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
     try {
       const failed = created.find((c): c is PromiseRejectedResult => c.status === 'rejected');
@@ -60,7 +72,16 @@ export class Classifier {
       const first = sessions[0]!;
       const signature = describeModel(first.inputMetadata, first.outputMetadata, opts.preprocessing, opts.overrides);
       const labels = opts.labels ?? labelsFromMetadata(header.metadata);
-      opts.logger.info({ signature, labels: labels?.length ?? 0, producer: header.producerName, sessions: sessions.length, threads: opts.threads }, 'model loaded');
+      opts.logger.info(
+        {
+          signature,
+          labels: labels?.length ?? 0,
+          producer: header.producerName,
+          sessions: sessions.length,
+          threads: opts.threads,
+        },
+        'model loaded',
+      );
       return { classifier: new Classifier(signature, labels, header, info.size, opts.preprocessing), sessions };
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
@@ -74,7 +95,10 @@ export class Classifier {
    * is decoded, while the session runs others, so forming a batch is only a copy.
    */
   prepare(pixels: Uint8Array): ImageTensor {
-    const data = this.signature.dtype === 'uint8' ? new Uint8Array(imageElements(this.signature)) : new Float32Array(imageElements(this.signature));
+    const data =
+      this.signature.dtype === 'uint8'
+        ? new Uint8Array(imageElements(this.signature))
+        : new Float32Array(imageElements(this.signature));
     writeImage(pixels, this.signature, this.transform, this.options.channelOrder === 'BGR', data, 0);
     return data;
   }

@@ -10,12 +10,14 @@ function parseStructured(text: string): string[] {
   const trimmed = text.trim();
   if (trimmed.startsWith('[')) {
     const parsed: unknown = JSON.parse(trimmed);
-    if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === 'string')) throw new Error('labels JSON array must contain only strings');
-    return parsed as string[];
+    if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === 'string'))
+      throw new Error('labels JSON array must contain only strings');
+    return parsed;
   }
   const entries = new Map<number, string>();
   const pair = /["']?(\d+)["']?\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')/g;
-  for (const m of trimmed.matchAll(pair)) entries.set(Number(m[1]), m[2] !== undefined ? JSON.parse(`"${m[2]}"`) as string : m[3]!);
+  for (const m of trimmed.matchAll(pair))
+    entries.set(Number(m[1]), m[2] !== undefined ? (JSON.parse(`"${m[2]}"`) as string) : m[3]!);
   if (entries.size === 0) throw new Error('labels object has no index: "label" entries');
   const out: string[] = [];
   for (let i = 0; i < entries.size; i++) {
@@ -32,7 +34,10 @@ export function parseLabels(text: string): string[] {
   if (trimmed === '') throw new Error('labels file is empty');
   if (trimmed.startsWith('[') || trimmed.startsWith('{')) return parseStructured(trimmed);
   // Blank lines inside would shift every later index, so only trailing ones are dropped.
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/).map((l) => l.trim());
+  const lines = text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .map((l) => l.trim());
   while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines;
 }

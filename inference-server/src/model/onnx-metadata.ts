@@ -81,7 +81,8 @@ export async function readOnnxHeader(path: string): Promise<OnnxHeader> {
         const start = offset + pos;
         if (start + len.value > size) throw new Error('not an ONNX model: field runs past the end of the file');
         if ([2, 3, 6, 14].includes(field)) {
-          if (len.value > MAX_STRING_FIELD) throw new Error(`not an ONNX model: header field ${field} is ${len.value} bytes`);
+          if (len.value > MAX_STRING_FIELD)
+            throw new Error(`not an ONNX model: header field ${field} is ${len.value} bytes`);
           const bytes = Buffer.alloc(len.value);
           await file.read(bytes, 0, len.value, start);
           if (field === 14) {

@@ -13,8 +13,7 @@ export interface SessionWorkerData {
 }
 
 export type SessionRequest =
-  | { kind: 'run'; id: number; feeds: Record<string, TensorData>; outputNames: string[] }
-  | { kind: 'release' };
+  { kind: 'run'; id: number; feeds: Record<string, TensorData>; outputNames: string[] } | { kind: 'release' };
 
 export type SessionResponse =
   | { kind: 'loaded'; inputs: InferenceSession.ValueMetadata[]; outputs: InferenceSession.ValueMetadata[] }

@@ -13,7 +13,11 @@ if (port === null) throw new Error('session-worker must run in a worker thread')
 const { modelPath, threads } = workerData as SessionWorkerData;
 
 function metadata(values: readonly ort.InferenceSession.ValueMetadata[]) {
-  return values.map((v) => (v.isTensor ? { name: v.name, isTensor: true as const, type: v.type, shape: [...v.shape] } : { name: v.name, isTensor: false as const }));
+  return values.map((v) =>
+    v.isTensor
+      ? { name: v.name, isTensor: true as const, type: v.type, shape: [...v.shape] }
+      : { name: v.name, isTensor: false as const },
+  );
 }
 
 async function main(): Promise<void> {
@@ -29,7 +33,11 @@ async function main(): Promise<void> {
     port!.postMessage({ kind: 'failed', message: (err as Error).message } satisfies SessionResponse);
     return;
   }
-  port!.postMessage({ kind: 'loaded', inputs: metadata(session.inputMetadata), outputs: metadata(session.outputMetadata) } satisfies SessionResponse);
+  port!.postMessage({
+    kind: 'loaded',
+    inputs: metadata(session.inputMetadata),
+    outputs: metadata(session.outputMetadata),
+  } satisfies SessionResponse);
 
   port!.on('message', (msg: SessionRequest) => {
     if (msg.kind === 'release') {
@@ -37,7 +45,8 @@ async function main(): Promise<void> {
       return;
     }
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+    for (const [name, t] of Object.entries(msg.feeds))
+      feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
     const started = performance.now();
     session
       .run(feeds, msg.outputNames)
@@ -49,7 +58,15 @@ async function main(): Promise<void> {
           outputs[name] = { type: value.type, data, dims: [...value.dims] };
           transfer.push(data.buffer as ArrayBuffer);
         }
-        port!.postMessage({ kind: 'result', id: msg.id, outputs, seconds: (performance.now() - started) / 1000 } satisfies SessionResponse, transfer);
+        port!.postMessage(
+          {
+            kind: 'result',
+            id: msg.id,
+            outputs,
+            seconds: (performance.now() - started) / 1000,
+          } satisfies SessionResponse,
+          transfer,
+        );
       })
       .catch((err: unknown) => {
         port!.postMessage({ kind: 'error', id: msg.id, message: (err as Error).message } satisfies SessionResponse);

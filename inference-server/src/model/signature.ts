@@ -60,7 +60,9 @@ export function describeModel(
   overrides: SignatureOverrides = {},
 ): ModelSignature {
   if (inputs.length !== 1) {
-    throw new Error(`the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); an image classifier with exactly one image input is required`);
+    throw new Error(
+      `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); an image classifier with exactly one image input is required`,
+    );
   }
   const input = inputs[0]!;
   if (!input.isTensor) throw new Error(`input ${input.name} is not a tensor`);
@@ -68,31 +70,42 @@ export function describeModel(
     throw new Error(`input ${input.name} has type ${input.type}; float32 and uint8 image inputs are supported`);
   }
   if (input.shape.length !== 4) {
-    throw new Error(`input ${input.name} has shape [${input.shape.join(', ')}]; a 4-D image batch (NCHW or NHWC) is required`);
+    throw new Error(
+      `input ${input.name} has shape [${input.shape.join(', ')}]; a 4-D image batch (NCHW or NHWC) is required`,
+    );
   }
   const shape = input.shape.map(dim);
   const layout = options.layout ?? guessLayout(shape);
   if (layout === undefined) {
-    throw new Error(`cannot tell the layout of input ${input.name} [${input.shape.join(', ')}]; set INPUT_LAYOUT to NCHW or NHWC`);
+    throw new Error(
+      `cannot tell the layout of input ${input.name} [${input.shape.join(', ')}]; set INPUT_LAYOUT to NCHW or NHWC`,
+    );
   }
   const [, c, h, w] = layout === 'NCHW' ? shape : [shape[0], shape[3], shape[1], shape[2]];
   if (c !== 3 && c !== -1) throw new Error(`input ${input.name} has ${c} channels; 3-channel colour input is required`);
   const height = h !== undefined && h > 0 ? h : overrides.inputSize?.height;
   const width = w !== undefined && w > 0 ? w : overrides.inputSize?.width;
   if (height === undefined || width === undefined) {
-    throw new Error(`input ${input.name} has symbolic height or width [${input.shape.join(', ')}]; set INPUT_SIZE (e.g. 224 or 224x224)`);
+    throw new Error(
+      `input ${input.name} has symbolic height or width [${input.shape.join(', ')}]; set INPUT_SIZE (e.g. 224 or 224x224)`,
+    );
   }
   const batchDim = shape[0]!;
   const outputName = overrides.outputName ?? outputs[0]?.name;
   const output = outputs.find((o) => o.name === outputName);
   if (output === undefined || !output.isTensor) {
-    throw new Error(`output ${outputName ?? '(none)'} not found among the model's tensor outputs (${outputs.map((o) => o.name).join(', ')})`);
+    throw new Error(
+      `output ${outputName ?? '(none)'} not found among the model's tensor outputs (${outputs.map((o) => o.name).join(', ')})`,
+    );
   }
-  if (output.type !== 'float32') throw new Error(`output ${output.name} has type ${output.type}; float32 scores are required`);
+  if (output.type !== 'float32')
+    throw new Error(`output ${output.name} has type ${output.type}; float32 scores are required`);
   const outputShape = output.shape.map(dim);
   const classDims = outputShape.slice(1);
   if (classDims.some((d) => d < 0) || classDims.length === 0) {
-    throw new Error(`output ${output.name} has shape [${output.shape.join(', ')}]; a [batch, classes] output with a fixed class count is required`);
+    throw new Error(
+      `output ${output.name} has shape [${output.shape.join(', ')}]; a [batch, classes] output with a fixed class count is required`,
+    );
   }
   return {
     inputName: input.name,
@@ -109,7 +122,10 @@ export function describeModel(
 }
 
 /** Resolves the normalization option against the model: `auto` follows the input's conventions. */
-export function pixelTransform(signature: Pick<ModelSignature, 'dtype' | 'layout'>, options: PreprocessingOptions): PixelTransform {
+export function pixelTransform(
+  signature: Pick<ModelSignature, 'dtype' | 'layout'>,
+  options: PreprocessingOptions,
+): PixelTransform {
   let mode = options.normalization;
   if (signature.dtype === 'uint8') {
     if (mode !== 'auto' && mode !== 'none') {

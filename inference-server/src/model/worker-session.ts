@@ -41,7 +41,9 @@ export class WorkerSession {
   }
 
   static create(modelPath: string, threads: number): Promise<WorkerSession> {
-    const worker = new Worker(new URL('./session-worker.js', import.meta.url), { workerData: { modelPath, threads } satisfies SessionWorkerData });
+    const worker = new Worker(new URL('./session-worker.js', import.meta.url), {
+      workerData: { modelPath, threads } satisfies SessionWorkerData,
+    });
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       worker.once('error', onError);
@@ -56,12 +58,16 @@ export class WorkerSession {
     });
   }
 
-  run(feeds: Record<string, TensorData>, outputNames: string[]): Promise<{ outputs: Record<string, TensorData>; seconds: number }> {
+  run(
+    feeds: Record<string, TensorData>,
+    outputNames: string[],
+  ): Promise<{ outputs: Record<string, TensorData>; seconds: number }> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     for (const [name, t] of Object.entries(feeds)) {
       // Only a view spanning its whole buffer can be transferred without taking its neighbours along.
-      if (t.data.byteOffset !== 0 || t.data.byteLength !== t.data.buffer.byteLength) feeds[name] = { ...t, data: t.data.slice() };
+      if (t.data.byteOffset !== 0 || t.data.byteLength !== t.data.buffer.byteLength)
+        feeds[name] = { ...t, data: t.data.slice() };
     }
     const transfer = Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer);
     return new Promise((resolve, reject) => {

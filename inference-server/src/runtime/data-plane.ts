@@ -13,7 +13,16 @@ import { Semaphore } from './semaphore.js';
 
 export type DataPlaneConfig = Pick<
   ServerConfig,
-  'maxInFlight' | 'maxQueueMs' | 'sessions' | 'decodeConcurrency' | 'maxInputPixels' | 'maxTopK' | 'maxBatchSize' | 'maxQueueDelayMs' | 'requestDeadlineMs' | 'modelName'
+  | 'maxInFlight'
+  | 'maxQueueMs'
+  | 'sessions'
+  | 'decodeConcurrency'
+  | 'maxInputPixels'
+  | 'maxTopK'
+  | 'maxBatchSize'
+  | 'maxQueueDelayMs'
+  | 'requestDeadlineMs'
+  | 'modelName'
 >;
 
 /** A request's own bookkeeping (request and response objects, socket buffers), on top of what it carries. */
@@ -102,7 +111,8 @@ export class DataPlane {
     readonly metrics: Metrics,
   ) {
     this.decodes = new Semaphore(config.decodeConcurrency);
-    this.queueBudget = config.maxQueueMs === 0 ? undefined : new QueueBudget({ budgetMs: config.maxQueueMs, sessions: config.sessions });
+    this.queueBudget =
+      config.maxQueueMs === 0 ? undefined : new QueueBudget({ budgetMs: config.maxQueueMs, sessions: config.sessions });
   }
 
   /** Loaded, warmed up and not draining. */
@@ -127,13 +137,23 @@ export class DataPlane {
     const scheduler = new Scheduler(
       sessions,
       sig,
-      { maxBatchSize: this.config.maxBatchSize, maxQueueDelayMs: this.config.maxQueueDelayMs, maxImages: this.config.maxInFlight, budget: this.queueBudget },
+      {
+        maxBatchSize: this.config.maxBatchSize,
+        maxQueueDelayMs: this.config.maxQueueDelayMs,
+        maxImages: this.config.maxInFlight,
+        budget: this.queueBudget,
+      },
       this.metrics,
     );
     // Always warmed up, budget or not: the first request must not pay for onnxruntime's lazy initialisation.
     const warmMs = await scheduler.warmUp(classifier.blank());
     this.queueBudget?.calibrate(warmMs);
-    this.model = { classifier, scheduler, memory: new MemoryBudget(maxQueueBytes, (bytes) => this.collector.released(bytes)), imageBytes: imageWorkingBytes(sig) };
+    this.model = {
+      classifier,
+      scheduler,
+      memory: new MemoryBudget(maxQueueBytes, (bytes) => this.collector.released(bytes)),
+      imageBytes: imageWorkingBytes(sig),
+    };
   }
 
   /** The model, or NotReady saying why there is none. */
@@ -163,7 +183,10 @@ export class DataPlane {
 
   /** Overloaded for the memory bound: what every refusal past MAX_QUEUE_BYTES says. */
   memoryFull(memory = this.requireReady().memory): Overloaded {
-    return new Overloaded(`the server holds as many requests as its memory bound allows (${Math.round(memory.limitBytes / 2 ** 20)} MiB, MAX_QUEUE_BYTES); retry shortly`, 'memory');
+    return new Overloaded(
+      `the server holds as many requests as its memory bound allows (${Math.round(memory.limitBytes / 2 ** 20)} MiB, MAX_QUEUE_BYTES); retry shortly`,
+      'memory',
+    );
   }
 
   /** Decodes, preprocesses and classifies one image; the top `topK` predictions. */
@@ -221,7 +244,8 @@ export class DataPlane {
   async inferTensor(req: TensorRequest): Promise<TensorAnswer> {
     const { classifier, scheduler } = this.requireReady();
     const sig = classifier.signature;
-    if (req.inputName !== sig.inputName) throw new InvalidRequest(`the model takes one input named ${sig.inputName}; got ${req.inputName}`);
+    if (req.inputName !== sig.inputName)
+      throw new InvalidRequest(`the model takes one input named ${sig.inputName}; got ${req.inputName}`);
     const expected = batchShape(sig, 1);
     const batch = req.shape[0] ?? 0;
     const wrong =
@@ -232,12 +256,17 @@ export class DataPlane {
       (sig.batch !== 'dynamic' && batch !== sig.batch);
     if (wrong) {
       const batchText = sig.batch === 'dynamic' ? `1..${MAX_TENSOR_BATCH}` : String(sig.batch);
-      throw new InvalidRequest(`input ${sig.inputName} must have shape [${batchText}, ${expected.slice(1).join(', ')}], got [${req.shape.join(', ')}]`);
+      throw new InvalidRequest(
+        `input ${sig.inputName} must have shape [${batchText}, ${expected.slice(1).join(', ')}], got [${req.shape.join(', ')}]`,
+      );
     }
     // The tensor the session call is built from, and its output.
     if (!req.reservation.grow(req.data.byteLength + batch * sig.classes * 4)) throw this.memoryFull();
     scheduler.checkAdmission(batch, this.decoding);
-    const { output, dims } = await scheduler.submitBatch(req.data, batch, { deadline: req.deadline, signal: req.signal });
+    const { output, dims } = await scheduler.submitBatch(req.data, batch, {
+      deadline: req.deadline,
+      signal: req.signal,
+    });
     return { scores: output, dims };
   }
 

@@ -36,7 +36,8 @@ export class QueueBudget {
 
   constructor(private readonly opts: QueueBudgetOptions) {
     if (!(opts.sessions >= 1)) throw new Error(`sessions must be at least 1, got ${opts.sessions}`);
-    if (opts.budgetMs !== 'auto' && !(opts.budgetMs > 0)) throw new Error(`the budget must be 'auto' or a positive number of ms, got ${opts.budgetMs}`);
+    if (opts.budgetMs !== 'auto' && !(opts.budgetMs > 0))
+      throw new Error(`the budget must be 'auto' or a positive number of ms, got ${opts.budgetMs}`);
   }
 
   /** A lone image's inference time (from the warm-up), the base of the auto budget. */
@@ -56,7 +57,8 @@ export class QueueBudget {
   /** The budget in ms, or undefined while the auto budget has nothing to go on. */
   get budgetMs(): number | undefined {
     const { budgetMs } = this.opts;
-    if (budgetMs === 'auto') return this.singleImageMs === undefined ? undefined : Math.max(MIN_AUTO_BUDGET_MS, this.singleImageMs);
+    if (budgetMs === 'auto')
+      return this.singleImageMs === undefined ? undefined : Math.max(MIN_AUTO_BUDGET_MS, this.singleImageMs);
     return budgetMs;
   }
 

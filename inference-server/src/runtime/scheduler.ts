@@ -1,4 +1,4 @@
-import { ClientGone, DeadlineExceeded, NotReady, Overloaded } from '../errors.js';
+import { ClientGone, DeadlineExceeded, NotReady, Overloaded, asError } from '../errors.js';
 import { batchShape, imageElements, type ModelSignature } from '../model/signature.js';
 import type { TensorData } from '../model/session-protocol.js';
 import type { QueueBudget } from './queue-budget.js';
@@ -8,7 +8,10 @@ export type Tensor = Float32Array | Uint8Array;
 
 /** What the scheduler runs on: a session on its own thread (model/worker-session.ts), or a fake in tests. */
 export interface Session {
-  run(feeds: Record<string, TensorData>, outputNames: string[]): Promise<{ outputs: Record<string, TensorData>; seconds: number }>;
+  run(
+    feeds: Record<string, TensorData>,
+    outputNames: string[],
+  ): Promise<{ outputs: Record<string, TensorData>; seconds: number }>;
   release(): Promise<void>;
 }
 
@@ -70,7 +73,9 @@ interface CallResult {
 }
 
 const expired = (job: Job, now: number) =>
-  new DeadlineExceeded(`the request waited ${Math.round(now - job.enqueuedAt)} ms for the model, past its deadline (REQUEST_DEADLINE_MS); the server is overloaded, retry later`);
+  new DeadlineExceeded(
+    `the request waited ${Math.round(now - job.enqueuedAt)} ms for the model, past its deadline (REQUEST_DEADLINE_MS); the server is overloaded, retry later`,
+  );
 
 const noObserver: SchedulerObserver = { waited: () => undefined, ran: () => undefined };
 
@@ -135,21 +140,30 @@ export class Scheduler {
     if (held === 0 || held + images <= limit) return;
     const budget = this.opts.budget?.budgetMs;
     if (budget !== undefined && limit === this.opts.budget?.limit) {
-      throw new Overloaded(`the server holds ${held} images, the most that can start within the ${Math.round(budget)} ms queue budget (MAX_QUEUE_MS) is ${limit}; retry shortly`, 'queue_budget');
+      throw new Overloaded(
+        `the server holds ${held} images, the most that can start within the ${Math.round(budget)} ms queue budget (MAX_QUEUE_MS) is ${limit}; retry shortly`,
+        'queue_budget',
+      );
     }
-    throw new Overloaded(`the server holds ${held} images, its MAX_IN_FLIGHT limit is ${limit}; retry shortly`, 'max_in_flight');
+    throw new Overloaded(
+      `the server holds ${held} images, its MAX_IN_FLIGHT limit is ${limit}; retry shortly`,
+      'max_in_flight',
+    );
   }
 
   /** One image's slice of the input tensor (not reused by the caller); batched with others queued beside it. Resolves to its output row. */
   submitImage(data: Tensor, opts: JobOptions = {}): Promise<JobResult> {
-    if (data.length !== this.perImage) throw new Error(`an image must be ${this.perImage} elements, got ${data.length}`);
+    if (data.length !== this.perImage)
+      throw new Error(`an image must be ${this.perImage} elements, got ${data.length}`);
     return this.enqueue('image', data, 1, opts);
   }
 
   /** A whole input tensor of `images` images, run as one call (its buffer is handed over). */
   submitBatch(data: Tensor, images: number, opts: JobOptions = {}): Promise<JobResult> {
-    if (data.length !== images * this.perImage) throw new Error(`a batch of ${images} must be ${images * this.perImage} elements, got ${data.length}`);
-    if (this.signature.batch !== 'dynamic' && images !== this.signature.batch) throw new Error(`this model takes batches of exactly ${this.signature.batch}`);
+    if (data.length !== images * this.perImage)
+      throw new Error(`a batch of ${images} must be ${images * this.perImage} elements, got ${data.length}`);
+    if (this.signature.batch !== 'dynamic' && images !== this.signature.batch)
+      throw new Error(`this model takes batches of exactly ${this.signature.batch}`);
     return this.enqueue('batch', data, images, opts);
   }
 
@@ -170,7 +184,8 @@ export class Scheduler {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const job of this.queue.splice(0)) this.settle(job, new NotReady('the server is shutting down; retry on another replica', 1));
+    for (const job of this.queue.splice(0))
+      this.settle(job, new NotReady('the server is shutting down; retry on another replica', 1));
     while (this.running > 0) await new Promise((r) => setTimeout(r, 10));
     await Promise.all(this.sessions.map((s) => s.release()));
   }
@@ -181,13 +196,26 @@ export class Scheduler {
     try {
       this.checkAdmission(images);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(asError(err));
     }
     return new Promise<JobResult>((resolve, reject) => {
-      const job: Job = { kind, data, images, enqueuedAt: performance.now(), deadline: opts.deadline ?? Infinity, state: 'queued', resolve, reject };
+      const job: Job = {
+        kind,
+        data,
+        images,
+        enqueuedAt: performance.now(),
+        deadline: opts.deadline ?? Infinity,
+        state: 'queued',
+        resolve,
+        reject,
+      };
       this.queue.push(job);
       this.queued += images;
-      opts.signal?.addEventListener('abort', () => this.settle(job, new ClientGone('the client closed the connection')), { once: true });
+      opts.signal?.addEventListener(
+        'abort',
+        () => this.settle(job, new ClientGone('the client closed the connection')),
+        { once: true },
+      );
       this.pump();
     });
   }
@@ -217,7 +245,11 @@ export class Scheduler {
         continue;
       }
       const waited = now - head.enqueuedAt;
-      if (this.opts.maxQueueDelayMs > 0 && waited < this.opts.maxQueueDelayMs && this.adjacentImages() < this.maxBatch) {
+      if (
+        this.opts.maxQueueDelayMs > 0 &&
+        waited < this.opts.maxQueueDelayMs &&
+        this.adjacentImages() < this.maxBatch
+      ) {
         this.timer ??= setTimeout(() => {
           this.timer = undefined;
           this.pump();
@@ -284,7 +316,12 @@ export class Scheduler {
     const rows = (r: CallResult, batchSize: number): Outcome[] => {
       const row = r.output.length / (r.dims[0] ?? 1);
       const dims = [1, ...r.dims.slice(1)];
-      return jobs.map((_, i) => ({ output: r.output.subarray(i * row, (i + 1) * row), dims, inferenceSeconds: r.seconds, batchSize }));
+      return jobs.map((_, i) => ({
+        output: r.output.subarray(i * row, (i + 1) * row),
+        dims,
+        inferenceSeconds: r.seconds,
+        batchSize,
+      }));
     };
     if (jobs[0]!.kind === 'batch') {
       const job = jobs[0]!;
@@ -296,7 +333,14 @@ export class Scheduler {
       }
     }
     try {
-      return rows(await this.call(session, jobs.map((j) => j.data), jobs.length), jobs.length);
+      return rows(
+        await this.call(
+          session,
+          jobs.map((j) => j.data),
+          jobs.length,
+        ),
+        jobs.length,
+      );
     } catch (error) {
       if (jobs.length === 1) return [{ error }];
     }
@@ -331,11 +375,14 @@ export class Scheduler {
       let offset = 0;
       for (const part of parts) {
         // Same element type: both come from the model's dtype.
-        (data as Float32Array).set(part as Float32Array, offset);
+        (data as Float32Array).set(part, offset);
         offset += part.length;
       }
     }
-    const { outputs, seconds } = await session.run({ [sig.inputName]: { type: sig.dtype, data, dims: batchShape(sig, count) } }, [sig.outputName]);
+    const { outputs, seconds } = await session.run(
+      { [sig.inputName]: { type: sig.dtype, data, dims: batchShape(sig, count) } },
+      [sig.outputName],
+    );
     const out = outputs[sig.outputName];
     if (out === undefined) throw new Error(`the model returned no ${sig.outputName}`);
     if (observe) {
@@ -344,6 +391,10 @@ export class Scheduler {
     }
     const per = out.data.length / count;
     // A padded fixed batch: only the rows of real images are returned.
-    return { output: (out.data as Float32Array).subarray(0, per * images), dims: [images, ...out.dims.slice(1)], seconds };
+    return {
+      output: (out.data as Float32Array).subarray(0, per * images),
+      dims: [images, ...out.dims.slice(1)],
+      seconds,
+    };
   }
 }

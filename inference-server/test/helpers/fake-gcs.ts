@@ -21,7 +21,7 @@ export async function fakeGcsBinary(): Promise<string> {
     return bin;
   } catch (err) {
     // execFile's error message already includes the script's stderr (the go output).
-    throw new Error(`cannot build fake-gcs-server via ${script}: ${(err as Error).message}`);
+    throw new Error(`cannot build fake-gcs-server via ${script}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -75,7 +75,10 @@ export async function startFakeGcs(opts: { host?: string } = {}): Promise<FakeGc
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`fake-gcs-server exited (${child.exitCode}): ${stderr}`);
-    const ok = await fetch(`${url}/_internal/healthcheck`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/_internal/healthcheck`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) {
       await stop();

@@ -17,7 +17,16 @@ let cached: Promise<ModelPaths> | undefined;
 /** The project's generated models, made once per machine (cached by generator version). */
 export async function testModels(): Promise<TestModels> {
   // Only what the tests use: the Keras-layout ResNet-50 (another 100 MB) is the peer benchmark's.
-  cached ??= ensureModels(undefined, { only: ['colorNchwImagenet', 'colorNhwcKeras', 'colorNhwcUint8', 'colorLabels', 'resnet50'], log: () => undefined });
+  cached ??= ensureModels(undefined, {
+    only: ['colorNchwImagenet', 'colorNhwcKeras', 'colorNhwcUint8', 'colorLabels', 'resnet50'],
+    log: () => undefined,
+  });
   const p = await cached;
-  return { colorNchw: p.colorNchwImagenet, colorNhwc: p.colorNhwcKeras, colorUint8: p.colorNhwcUint8, colorLabels: p.colorLabels, resnet50: p.resnet50 };
+  return {
+    colorNchw: p.colorNchwImagenet,
+    colorNhwc: p.colorNhwcKeras,
+    colorUint8: p.colorNhwcUint8,
+    colorLabels: p.colorLabels,
+    resnet50: p.resnet50,
+  };
 }

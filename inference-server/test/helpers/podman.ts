@@ -13,7 +13,8 @@ export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'scripts', 'containers', 'build-images.sh'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no scripts/containers/build-images.sh above ${fileURLToPath(import.meta.url)}`);
+    if (parent === dir)
+      throw new Error(`no scripts/containers/build-images.sh above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
   return dir;
@@ -25,9 +26,17 @@ export interface Run {
   stderr: string;
 }
 
-export function run(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; echo?: boolean } = {}): Promise<Run> {
+export function run(
+  command: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; echo?: boolean } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: repoRoot(), env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: repoRoot(),
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
@@ -57,4 +66,3 @@ export function parseExports(stdout: string): Record<string, string> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-

@@ -18,7 +18,11 @@ export interface RawAnswer {
  * side after writing; false leaves it open, as a client that stalls does.
  * Resolves undefined when the server closed without sending a byte.
  */
-export function rawRequest(port: number, bytes: string | Buffer, opts: { halfClose?: boolean; timeoutMs?: number } = {}): Promise<RawAnswer | undefined> {
+export function rawRequest(
+  port: number,
+  bytes: string | Buffer,
+  opts: { halfClose?: boolean; timeoutMs?: number } = {},
+): Promise<RawAnswer | undefined> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');

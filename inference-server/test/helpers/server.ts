@@ -11,7 +11,8 @@ export class LogCapture {
   constructor() {
     const sink = new Writable({
       write: (chunk: Buffer, _enc, done) => {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        for (const line of chunk.toString('utf8').split('\n'))
+          if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
@@ -41,11 +42,20 @@ export async function startTestServer(env: NodeJS.ProcessEnv, { waitReady = true
 }
 
 /** POSTs a multipart form built from the given fields (a Buffer becomes the image_file upload). */
-export async function postForm(url: string, fields: Record<string, string | Buffer>, init: { filename?: string; type?: string } = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
+export async function postForm(
+  url: string,
+  fields: Record<string, string | Buffer>,
+  init: { filename?: string; type?: string } = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
   const form = new FormData();
   for (const [name, value] of Object.entries(fields)) {
     if (typeof value === 'string') form.append(name, value);
-    else form.append(name, new Blob([value], { type: init.type ?? 'application/octet-stream' }), init.filename ?? 'upload.bin');
+    else
+      form.append(
+        name,
+        new Blob([value], { type: init.type ?? 'application/octet-stream' }),
+        init.filename ?? 'upload.bin',
+      );
   }
   const res = await fetch(url, { method: 'POST', body: form });
   const text = await res.text();

@@ -20,7 +20,10 @@ describe('CPU limit from the cgroup', () => {
   });
 
   it('reads a v2 pod limit', () => {
-    const files: Record<string, string> = { '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': '200000 100000\n' };
+    const files: Record<string, string> = {
+      '/proc/self/cgroup': '0::/\n',
+      '/sys/fs/cgroup/cpu.max': '200000 100000\n',
+    };
     expect(cgroupCpuQuota((p) => files[p])).to.equal(2);
   });
 

@@ -9,20 +9,37 @@ import { InvalidImage, TooLarge, UnsupportedMedia } from '../../src/errors.js';
 import { decodeImage, type DecodeRequest } from '../../src/imaging/decode.js';
 import { sniffImage } from '../../src/imaging/sniff.js';
 
-const REQ: DecodeRequest = { width: 32, height: 32, resizeMode: 'stretch', resize: true, padColor: [0, 0, 0], maxPixels: 40_000_000 };
-const failure = (p: Promise<unknown>) => p.then(() => new Error('decoded'), (e: unknown) => e as Error);
+const REQ: DecodeRequest = {
+  width: 32,
+  height: 32,
+  resizeMode: 'stretch',
+  resize: true,
+  padColor: [0, 0, 0],
+  maxPixels: 40_000_000,
+};
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => new Error('decoded'),
+    (e: unknown) => e as Error,
+  );
 const solid = (format: 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'avif', size = 64) =>
-  sharp({ create: { width: size, height: size, channels: 3, background: { r: 200, g: 30, b: 40 } } }).toFormat(format).toBuffer();
+  sharp({ create: { width: size, height: size, channels: 3, background: { r: 200, g: 30, b: 40 } } })
+    .toFormat(format)
+    .toBuffer();
 
 /** A small seeded PRNG: the corruptions are the same on every run. */
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  return () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 }
 
 describe('decoding hostile images', () => {
   it('sniffs by magic bytes: the accepted formats, and what it refuses by name', async () => {
-    for (const f of ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const) expect(sniffImage(await solid(f))).to.deep.equal({ accepted: true, format: f });
-    expect(sniffImage(Buffer.from('  <?xml version="1.0"?><svg width="100000" height="100000"/>'))).to.deep.equal({ accepted: false, format: 'svg' });
+    for (const f of ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const)
+      expect(sniffImage(await solid(f))).to.deep.equal({ accepted: true, format: f });
+    expect(sniffImage(Buffer.from('  <?xml version="1.0"?><svg width="100000" height="100000"/>'))).to.deep.equal({
+      accepted: false,
+      format: 'svg',
+    });
     const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('ftypheic\0\0\0\0mif1heic'), Buffer.alloc(64)]);
     expect(sniffImage(heic)).to.deep.equal({ accepted: false, format: 'heic' });
     expect(sniffImage(Buffer.from('%PDF-1.7'))).to.deep.equal({ accepted: false, format: 'pdf' });
@@ -30,10 +47,22 @@ describe('decoding hostile images', () => {
   });
 
   it('refuses SVG and fake HEIC with 415 before any decoder sees them', async () => {
-    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="100000"><rect width="1" height="1"/></svg>');
-    expect(await failure(decodeImage(svg, REQ))).to.be.instanceOf(UnsupportedMedia).and.to.have.property('message').that.matches(/svg is not supported/);
-    const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('ftypheic\0\0\0\0mif1heic'), Buffer.alloc(200, 7)]);
-    expect(await failure(decodeImage(heic, REQ))).to.be.instanceOf(UnsupportedMedia).and.to.have.property('message').that.matches(/heic is not supported/);
+    const svg = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="100000"><rect width="1" height="1"/></svg>',
+    );
+    expect(await failure(decodeImage(svg, REQ)))
+      .to.be.instanceOf(UnsupportedMedia)
+      .and.to.have.property('message')
+      .that.matches(/svg is not supported/);
+    const heic = Buffer.concat([
+      Buffer.from([0, 0, 0, 24]),
+      Buffer.from('ftypheic\0\0\0\0mif1heic'),
+      Buffer.alloc(200, 7),
+    ]);
+    expect(await failure(decodeImage(heic, REQ)))
+      .to.be.instanceOf(UnsupportedMedia)
+      .and.to.have.property('message')
+      .that.matches(/heic is not supported/);
   });
 
   it('a PNG whose IHDR width has two flipped bits is a 400, not a 500', async () => {
@@ -54,7 +83,9 @@ describe('decoding hostile images', () => {
   });
 
   it('a header naming more pixels than the limit is a 413', async () => {
-    expect(await failure(decodeImage(await solid('png', 256), { ...REQ, maxPixels: 10_000 }))).to.be.instanceOf(TooLarge);
+    expect(await failure(decodeImage(await solid('png', 256), { ...REQ, maxPixels: 10_000 }))).to.be.instanceOf(
+      TooLarge,
+    );
   });
 
   it('truncated and bit-flipped files of every format, decoded at the same moment, are each a 400, 413 or 415, never a 500', async () => {
@@ -72,7 +103,10 @@ describe('decoding hostile images', () => {
     }
     const results = await Promise.allSettled(broken.map((b) => decodeImage(b, REQ)));
     const serverErrors = results.flatMap((r, i) =>
-      r.status === 'rejected' && !(r.reason instanceof InvalidImage || r.reason instanceof TooLarge || r.reason instanceof UnsupportedMedia) ? [`#${i}: ${(r.reason as Error).message}`] : [],
+      r.status === 'rejected' &&
+      !(r.reason instanceof InvalidImage || r.reason instanceof TooLarge || r.reason instanceof UnsupportedMedia)
+        ? [`#${i}: ${(r.reason as Error).message}`]
+        : [],
     );
     expect(serverErrors).to.deep.equal([]);
   });

@@ -29,7 +29,8 @@ describe('memory bound on requests in progress', () => {
 
   it('a 2-CPU / 2 GiB pod serving the ResNet-50-shaped model holds several hundred queued seed requests', () => {
     // The seed's Keras ResNet-50 input, float32 224×224×3, 1000 classes; ~600 MiB resident once loaded and warmed up.
-    const perRequest = imageWorkingBytes({ height: 224, width: 224, dtype: 'float32', classes: 1000 }) + 15_000 + REQUEST_OVERHEAD_BYTES;
+    const perRequest =
+      imageWorkingBytes({ height: 224, width: 224, dtype: 'float32', classes: 1000 }) + 15_000 + REQUEST_OVERHEAD_BYTES;
     const held = Math.floor(autoQueueBytes(2 * GiB, 600 * MiB) / perRequest);
     expect(held).to.be.at.least(500);
   });

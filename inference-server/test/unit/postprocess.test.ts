@@ -31,7 +31,12 @@ describe('postprocessing', () => {
 
 describe('labels', () => {
   it('reads one label per line, keeping inner blanks and dropping trailing ones', () => {
-    expect(parseLabels('\uFEFFtench\r\ngoldfish\n\ngreat white shark\n\n')).to.deep.equal(['tench', 'goldfish', '', 'great white shark']);
+    expect(parseLabels('\uFEFFtench\r\ngoldfish\n\ngreat white shark\n\n')).to.deep.equal([
+      'tench',
+      'goldfish',
+      '',
+      'great white shark',
+    ]);
   });
 
   it('reads JSON arrays and index objects, Python repr included', () => {

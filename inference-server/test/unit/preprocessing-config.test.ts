@@ -8,33 +8,69 @@ describe('preprocessing options in the environment', () => {
   });
 
   it('round-trips through the operator encoding', () => {
-    const options = { resizeMode: 'letterbox', channelOrder: 'BGR', layout: 'NHWC', normalization: 'custom', scale: 1, mean: [103.9, 116.8, 123.7], std: [1, 1, 1], padColor: [114, 114, 114], softmax: 'never' } as const;
-    const env = preprocessingToEnv({ ...options, mean: [...options.mean], std: [...options.std], padColor: [...options.padColor] });
+    const options = {
+      resizeMode: 'letterbox',
+      channelOrder: 'BGR',
+      layout: 'NHWC',
+      normalization: 'custom',
+      scale: 1,
+      mean: [103.9, 116.8, 123.7],
+      std: [1, 1, 1],
+      padColor: [114, 114, 114],
+      softmax: 'never',
+    } as const;
+    const env = preprocessingToEnv({
+      ...options,
+      mean: [...options.mean],
+      std: [...options.std],
+      padColor: [...options.padColor],
+    });
     expect(env.PIXEL_MEAN).to.equal('103.9,116.8,123.7');
     expect(preprocessingFromEnv(env)).to.deep.equal(options);
   });
 
   it('accepts values case-insensitively', () => {
-    expect(preprocessingFromEnv({ RESIZE_MODE: 'Stretch', CHANNEL_ORDER: 'bgr' })).to.include({ resizeMode: 'stretch', channelOrder: 'BGR' });
+    expect(preprocessingFromEnv({ RESIZE_MODE: 'Stretch', CHANNEL_ORDER: 'bgr' })).to.include({
+      resizeMode: 'stretch',
+      channelOrder: 'BGR',
+    });
   });
 
   it('switches to custom normalization when a mean or std is given', () => {
-    expect(preprocessingFromEnv({ PIXEL_MEAN: '0.5,0.5,0.5', PIXEL_STD: '0.5,0.5,0.5' }).normalization).to.equal('custom');
+    expect(preprocessingFromEnv({ PIXEL_MEAN: '0.5,0.5,0.5', PIXEL_STD: '0.5,0.5,0.5' }).normalization).to.equal(
+      'custom',
+    );
     expect(preprocessingFromEnv({ PIXEL_MEAN: '0.5,0.5,0.5', NORMALIZATION: 'none' }).normalization).to.equal('none');
   });
 
   it('lists every bad variable in one error', () => {
-    expect(() => preprocessingFromEnv({ RESIZE_MODE: 'zoom', PIXEL_STD: '1,0,1', PAD_COLOR: '300,0,0' }))
-      .to.throw(/RESIZE_MODE=zoom: expected one of stretch, center-crop, letterbox.*PIXEL_STD=1,0,1.*PAD_COLOR=300,0,0/);
+    expect(() => preprocessingFromEnv({ RESIZE_MODE: 'zoom', PIXEL_STD: '1,0,1', PAD_COLOR: '300,0,0' })).to.throw(
+      /RESIZE_MODE=zoom: expected one of stretch, center-crop, letterbox.*PIXEL_STD=1,0,1.*PAD_COLOR=300,0,0/,
+    );
   });
 });
 
 describe('server configuration', () => {
   it('has documented defaults', () => {
     const c = loadConfig({}, 2);
-    expect(c).to.include({ port: 8080, host: '0.0.0.0', sessions: 1, threads: 2, decodeConcurrency: 2, maxInFlight: undefined, maxQueueMs: 0, maxQueueBytes: 'auto', modelName: 'efficientnet-lite0' });
+    expect(c).to.include({
+      port: 8080,
+      host: '0.0.0.0',
+      sessions: 1,
+      threads: 2,
+      decodeConcurrency: 2,
+      maxInFlight: undefined,
+      maxQueueMs: 0,
+      maxQueueBytes: 'auto',
+      modelName: 'efficientnet-lite0',
+    });
     // Queue, do not shed: the only refusals by default are the memory bound, the deadline and slow uploads.
-    expect(c).to.include({ requestDeadlineMs: 60_000, uploadIdleTimeoutMs: 5_000, uploadMinBytesPerSecond: 1024, refusalsPerSecond: 250 });
+    expect(c).to.include({
+      requestDeadlineMs: 60_000,
+      uploadIdleTimeoutMs: 5_000,
+      uploadMinBytesPerSecond: 1024,
+      refusalsPerSecond: 250,
+    });
     expect(c.modelUri).to.match(/inference-server\/models\/efficientnet-lite0\/model\.onnx$/);
   });
 
@@ -48,7 +84,9 @@ describe('server configuration', () => {
     expect(() => loadConfig({ MAX_IN_FLIGHT: '0' }, 2)).to.throw(/MAX_IN_FLIGHT=0/);
     expect(loadConfig({ MAX_QUEUE_BYTES: String(256 * 2 ** 20) }, 2).maxQueueBytes).to.equal(256 * 2 ** 20);
     expect(loadConfig({ MAX_QUEUE_BYTES: 'auto' }, 2).maxQueueBytes).to.equal('auto');
-    expect(() => loadConfig({ MAX_QUEUE_BYTES: '1000' }, 2)).to.throw(/MAX_QUEUE_BYTES=1000: expected auto or a number of bytes, at least 1048576/);
+    expect(() => loadConfig({ MAX_QUEUE_BYTES: '1000' }, 2)).to.throw(
+      /MAX_QUEUE_BYTES=1000: expected auto or a number of bytes, at least 1048576/,
+    );
     expect(() => loadConfig({ UPLOAD_IDLE_TIMEOUT_MS: '10' }, 2)).to.throw(/UPLOAD_IDLE_TIMEOUT_MS=10/);
   });
 
@@ -64,7 +102,9 @@ describe('server configuration', () => {
     expect(loadConfig({ MAX_QUEUE_MS: 'auto' }, 2).maxQueueMs).to.equal('auto');
     expect(loadConfig({ MAX_QUEUE_MS: '0' }, 2).maxQueueMs).to.equal(0);
     expect(loadConfig({ MAX_QUEUE_MS: '250' }, 2).maxQueueMs).to.equal(250);
-    expect(() => loadConfig({ MAX_QUEUE_MS: 'soon' }, 2)).to.throw(/MAX_QUEUE_MS=soon: expected 0 \(off\), auto or milliseconds/);
+    expect(() => loadConfig({ MAX_QUEUE_MS: 'soon' }, 2)).to.throw(
+      /MAX_QUEUE_MS=soon: expected 0 \(off\), auto or milliseconds/,
+    );
     expect(() => loadConfig({ MAX_QUEUE_MS: '-5' }, 2)).to.throw(/MAX_QUEUE_MS=-5/);
   });
 
@@ -77,8 +117,9 @@ describe('server configuration', () => {
   });
 
   it('refuses bad values with the variable named', () => {
-    expect(() => loadConfig({ PORT: 'eighty', INPUT_SIZE: '224x', LOG_LEVEL: 'loud', MODEL_NAME: 'a b' }, 2))
-      .to.throw(/PORT=eighty.*INPUT_SIZE=224x.*MODEL_NAME=a b.*LOG_LEVEL=loud/);
+    expect(() => loadConfig({ PORT: 'eighty', INPUT_SIZE: '224x', LOG_LEVEL: 'loud', MODEL_NAME: 'a b' }, 2)).to.throw(
+      /PORT=eighty.*INPUT_SIZE=224x.*MODEL_NAME=a b.*LOG_LEVEL=loud/,
+    );
     expect(loadConfig({ INPUT_SIZE: '320x240' }, 2).inputSize).to.deep.equal({ width: 320, height: 240 });
   });
 });

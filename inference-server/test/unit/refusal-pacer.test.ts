@@ -5,7 +5,11 @@ describe('refusal pacer (503s under a retry storm)', () => {
   it('sends a burst of up to perSecond at once, then each in its turn, in order', async () => {
     const pacer = new RefusalPacer(50);
     const sent: number[] = [];
-    for (let i = 0; i < 60; i++) pacer.pace(() => sent.push(i), () => expect.fail('nothing is dropped'));
+    for (let i = 0; i < 60; i++)
+      pacer.pace(
+        () => sent.push(i),
+        () => expect.fail('nothing is dropped'),
+      );
     // The burst went out synchronously; the rest wait.
     expect(sent).to.have.length(50);
     expect(pacer.queued).to.equal(10);
@@ -17,7 +21,11 @@ describe('refusal pacer (503s under a retry storm)', () => {
     const pacer = new RefusalPacer(1, 2);
     let sent = 0;
     let dropped = 0;
-    for (let i = 0; i < 5; i++) pacer.pace(() => sent++, () => dropped++);
+    for (let i = 0; i < 5; i++)
+      pacer.pace(
+        () => sent++,
+        () => dropped++,
+      );
     expect({ sent, queued: pacer.queued, dropped }).to.deep.equal({ sent: 1, queued: 2, dropped: 2 });
   });
 });

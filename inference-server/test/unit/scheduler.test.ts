@@ -7,7 +7,18 @@ import { Scheduler, type Session } from '../../src/runtime/scheduler.js';
 
 /** A 1×1-pixel "image" model: three elements an image, one output per image (the first element doubled). */
 function signature(batch: number | 'dynamic' = 'dynamic'): ModelSignature {
-  return { inputName: 'x', dtype: 'float32', layout: 'NHWC', height: 1, width: 1, batch, inputShape: [-1, 1, 1, 3], outputName: 'y', outputShape: [-1, 1], classes: 1 };
+  return {
+    inputName: 'x',
+    dtype: 'float32',
+    layout: 'NHWC',
+    height: 1,
+    width: 1,
+    batch,
+    inputShape: [-1, 1, 1, 3],
+    outputName: 'y',
+    outputShape: [-1, 1],
+    classes: 1,
+  };
 }
 
 const image = (v: number) => Float32Array.of(v, 0, 0);
@@ -28,16 +39,24 @@ class FakeSession implements Session {
     await new Promise((r) => setTimeout(r, this.ms));
     this.running--;
     if (firsts.some((v) => v < 0)) throw new Error(`bad input in [${firsts.join(', ')}]`);
-    return { outputs: { y: { type: 'float32', data: Float32Array.from(firsts, (v) => v * 2), dims: [dims[0]!, 1] } }, seconds: this.ms / 1000 };
+    return {
+      outputs: { y: { type: 'float32', data: Float32Array.from(firsts, (v) => v * 2), dims: [dims[0]!, 1] } },
+      seconds: this.ms / 1000,
+    };
   }
 
-  async release(): Promise<void> {
+  release(): Promise<void> {
     this.released = true;
+    return Promise.resolve();
   }
 }
 
 const values = (results: { output: Float32Array }[]) => results.map((r) => Array.from(r.output));
-const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 describe('scheduler (the one owner of the sessions)', () => {
   it('runs a lone image at once and batches what queues while the session is busy, in order', async () => {
@@ -84,7 +103,11 @@ describe('scheduler (the one owner of the sessions)', () => {
     const s = new FakeSession(5);
     const sched = new Scheduler([s], signature(), { maxBatchSize: 8, maxQueueDelayMs: 20 });
     const settled = await Promise.allSettled([1, -1, 3].map((v) => sched.submitImage(image(v))));
-    expect(settled.map((r) => (r.status === 'fulfilled' ? Array.from(r.value.output) : 'failed'))).to.deep.equal([[2], 'failed', [6]]);
+    expect(settled.map((r) => (r.status === 'fulfilled' ? Array.from(r.value.output) : 'failed'))).to.deep.equal([
+      [2],
+      'failed',
+      [6],
+    ]);
     expect(s.calls[0]).to.deep.equal([1, -1, 3]);
   });
 
@@ -135,7 +158,10 @@ describe('scheduler (the one owner of the sessions)', () => {
     const sched = new Scheduler([s], signature(2), { maxBatchSize: 8, maxQueueDelayMs: 0 });
     const results = await Promise.all([1, 2, 3].map((v) => sched.submitImage(image(v))));
     expect(values(results)).to.deep.equal([[2], [4], [6]]);
-    expect(s.calls).to.deep.equal([[1, 0], [2, 3]]);
+    expect(s.calls).to.deep.equal([
+      [1, 0],
+      [2, 3],
+    ]);
     expect(() => sched.submitBatch(new Float32Array(9), 3)).to.throw(/batches of exactly 2/);
   });
 
@@ -172,7 +198,12 @@ describe('scheduler (the one owner of the sessions)', () => {
     expect(await sched.warmUp(image(1))).to.equal(5);
     expect(a.calls.length + b.calls.length).to.equal(3);
     const running = sched.submitImage(image(1));
-    const queued = [2, 3, 4].map((v) => sched.submitImage(image(v)).then(() => 'ran', (e: unknown) => e));
+    const queued = [2, 3, 4].map((v) =>
+      sched.submitImage(image(v)).then(
+        () => 'ran',
+        (e: unknown) => e,
+      ),
+    );
     const closing = sched.close();
     expect(await running.then((r) => Array.from(r.output))).to.deep.equal([2]);
     const settled = await Promise.all(queued);

@@ -6,7 +6,13 @@ import { INLINE_JSON_BYTES, V2Decoder } from '../../src/http/v2-decoder.js';
 /** A v2 JSON request for `n` FP32 elements (values i/n), as a client sends it. */
 function jsonRequest(n: number): Buffer {
   const data = Array.from({ length: n }, (_, i) => i / n);
-  return Buffer.from(JSON.stringify({ id: 'r1', inputs: [{ name: 'x', shape: [1, n], datatype: 'FP32', data }], outputs: [{ name: 'y' }] }));
+  return Buffer.from(
+    JSON.stringify({
+      id: 'r1',
+      inputs: [{ name: 'x', shape: [1, n], datatype: 'FP32', data }],
+      outputs: [{ name: 'y' }],
+    }),
+  );
 }
 
 const rejection = async (p: Promise<unknown>): Promise<Error> => {
@@ -21,7 +27,10 @@ const rejection = async (p: Promise<unknown>): Promise<Error> => {
 describe('v2 request depth check (before JSON.parse)', () => {
   it('refuses nesting past MAX_JSON_DEPTH and allows it up to there', () => {
     expect(() => scanJson(Buffer.from(`${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}`))).to.not.throw();
-    expect(() => scanJson(Buffer.from(`${'['.repeat(MAX_JSON_DEPTH + 1)}`))).to.throw(InvalidRequest, /nested deeper than 40 levels/);
+    expect(() => scanJson(Buffer.from(`${'['.repeat(MAX_JSON_DEPTH + 1)}`))).to.throw(
+      InvalidRequest,
+      /nested deeper than 40 levels/,
+    );
     expect(() => scanJson(Buffer.from(`{"a":${'{"b":'.repeat(MAX_JSON_DEPTH)}1`))).to.throw(InvalidRequest);
   });
 
@@ -39,7 +48,9 @@ describe('v2 request depth check (before JSON.parse)', () => {
   });
 
   it('refuses 5 M levels before parsing them', () => {
-    const body = Buffer.from(`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":${'['.repeat(5_000_000)}${']'.repeat(5_000_000)}}]}`);
+    const body = Buffer.from(
+      `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":${'['.repeat(5_000_000)}${']'.repeat(5_000_000)}}]}`,
+    );
     expect(() => decodeInferBody(body, undefined)).to.throw(InvalidRequest, /nested deeper than/);
   });
 });
@@ -58,7 +69,9 @@ describe('v2 decoder: large bodies on a worker thread', function () {
     const inline = await decoder.decode(small, undefined);
     expect(decoder.workerRunning).to.equal(false);
     expect(inline.request.id).to.equal('r1');
-    expect(Array.from(inline.inputs[0]!.data)).to.deep.equal(Array.from(Float32Array.from({ length: 100 }, (_, i) => i / 100)));
+    expect(Array.from(inline.inputs[0]!.data)).to.deep.equal(
+      Array.from(Float32Array.from({ length: 100 }, (_, i) => i / 100)),
+    );
 
     const n = 50_000;
     const large = jsonRequest(n);
@@ -93,10 +106,14 @@ describe('v2 decoder: large bodies on a worker thread', function () {
 
   it('refuses, before parsing, a body whose parse would outgrow maxParseBytes; the worker stays', async () => {
     // 8 M one-digit elements: a 16 MB text that would hold about 128 MB once parsed.
-    const huge = Buffer.from(`{"inputs":[{"name":"x","shape":[8000000],"datatype":"UINT8","data":[${'0,'.repeat(8_000_000 - 1)}0]}]}`);
+    const huge = Buffer.from(
+      `{"inputs":[{"name":"x","shape":[8000000],"datatype":"UINT8","data":[${'0,'.repeat(8_000_000 - 1)}0]}]}`,
+    );
     const err = await rejection(decoder.decode(huge, undefined));
     expect(err).to.be.instanceOf(TooLarge);
-    expect(err.message).to.match(/about 1[0-9]{2} MiB, over the 64 MiB allowed; send the tensor with the binary tensor extension/);
+    expect(err.message).to.match(
+      /about 1[0-9]{2} MiB, over the 64 MiB allowed; send the tensor with the binary tensor extension/,
+    );
     expect((await decoder.decode(jsonRequest(20_000), undefined)).inputs[0]!.data.length).to.equal(20_000);
   });
 

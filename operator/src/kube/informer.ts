@@ -1,4 +1,10 @@
-import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeRest } from './rest.js';
 
@@ -33,12 +39,23 @@ class BoundedWatch extends Watch {
       clearTimeout(timer);
       done(err);
     };
-    const controller = await super.watch(path, { ...queryParams, timeoutSeconds, allowWatchBookmarks: true }, callback, finish);
-    timer = setTimeout(() => {
-      const err = Object.assign(new Error(`watch on ${path} silent past its ${timeoutSeconds}s lifetime; reconnecting`), { code: 'ETIMEDOUT' });
-      finish(err);
-      controller.abort();
-    }, (timeoutSeconds + WATCH_GRACE_SECONDS) * 1000);
+    const controller = await super.watch(
+      path,
+      { ...queryParams, timeoutSeconds, allowWatchBookmarks: true },
+      callback,
+      finish,
+    );
+    timer = setTimeout(
+      () => {
+        const err = Object.assign(
+          new Error(`watch on ${path} silent past its ${timeoutSeconds}s lifetime; reconnecting`),
+          { code: 'ETIMEDOUT' },
+        );
+        finish(err);
+        controller.abort();
+      },
+      (timeoutSeconds + WATCH_GRACE_SECONDS) * 1000,
+    );
     timer.unref();
     return controller;
   }
@@ -79,7 +96,10 @@ export class Informer<T extends KubernetesObject> {
     this.inner.on('error', (err: unknown) => {
       if (this.stopped) return;
       const delay = Math.min(30_000, 200 * 2 ** Math.min(this.restarts++, 8));
-      this.logger.warn({ path, err: (err as Error)?.message ?? String(err), delayMs: delay }, 'watch failed; restarting');
+      this.logger.warn(
+        { path, err: (err as Error)?.message ?? String(err), delayMs: delay },
+        'watch failed; restarting',
+      );
       this.timer = setTimeout(() => void this.inner.start().catch(() => undefined), delay);
     });
   }

@@ -62,12 +62,28 @@ export class KubeRest {
   private reuseAgent(options: RequestOptions): void {
     if (this.kc.getCurrentCluster()?.proxyUrl) return; // the kubeconfig's proxy agent stays in charge
     const material = createHash('sha256');
-    for (const part of [options.ca, options.cert, options.key]) material.update(part ? String(part) : '-');
+    for (const part of [options.ca, options.cert, options.key]) {
+      // A key given as { pem, passphrase } is keyed by its PEM.
+      for (const piece of part === undefined ? ['-'] : Array.isArray(part) ? part : [part])
+        material.update(typeof piece === 'string' || Buffer.isBuffer(piece) ? piece : piece.pem);
+      material.update('|');
+    }
     material.update(String(options.rejectUnauthorized) + String(options.servername));
     const key = material.digest('hex');
     if (this.agent?.key !== key) {
       this.agent?.agent.destroy();
-      this.agent = { key, agent: new Agent({ keepAlive: true, maxSockets: 32, ca: options.ca, cert: options.cert, key: options.key, rejectUnauthorized: options.rejectUnauthorized, servername: options.servername }) };
+      this.agent = {
+        key,
+        agent: new Agent({
+          keepAlive: true,
+          maxSockets: 32,
+          ca: options.ca,
+          cert: options.cert,
+          key: options.key,
+          rejectUnauthorized: options.rejectUnauthorized,
+          servername: options.servername,
+        }),
+      };
     }
     options.agent = this.agent.agent;
   }
@@ -91,7 +107,9 @@ export class KubeRest {
       headers: {
         accept: init.accept ?? 'application/json',
         'user-agent': this.userAgent,
-        ...(payload ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(payload.length) } : {}),
+        ...(payload
+          ? { 'content-type': init.contentType ?? 'application/json', 'content-length': String(payload.length) }
+          : {}),
       },
       timeout: init.timeoutMs ?? 15_000,
     };
@@ -117,7 +135,13 @@ export class KubeRest {
             return;
           }
           const s = (body ?? {}) as { reason?: string; message?: string };
-          reject(new KubeApiError(status, s.reason ?? 'Unknown', `${method} ${url.pathname}: ${status} ${s.message ?? text.slice(0, 200)}`));
+          reject(
+            new KubeApiError(
+              status,
+              s.reason ?? 'Unknown',
+              `${method} ${url.pathname}: ${status} ${s.message ?? text.slice(0, 200)}`,
+            ),
+          );
         });
       });
       req.on('timeout', () => {
@@ -138,7 +162,11 @@ export class KubeRest {
 
   /** Server-side apply: the object as we want it; the API server merges and tracks our fields. */
   apply<T>(path: string, body: unknown, fieldManager: string): Promise<T> {
-    return this.request<T>('PATCH', path, { body, contentType: 'application/apply-patch+yaml', query: { fieldManager, force: 'true' } });
+    return this.request<T>('PATCH', path, {
+      body,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager, force: 'true' },
+    });
   }
 
   mergePatch<T>(path: string, body: unknown): Promise<T> {
@@ -160,12 +188,17 @@ export class KubeRest {
 
 /** Resource paths for the kinds the operator touches. */
 export const paths = {
-  onnxModels: (ns?: string) => (ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`),
+  onnxModels: (ns?: string) =>
+    ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
   deployments: (ns?: string) => (ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments'),
   services: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/services` : '/api/v1/services'),
   pods: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods'),
-  hpas: (ns?: string) => (ns ? `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers` : '/apis/autoscaling/v2/horizontalpodautoscalers'),
-  pdbs: (ns?: string) => (ns ? `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets` : '/apis/policy/v1/poddisruptionbudgets'),
+  hpas: (ns?: string) =>
+    ns
+      ? `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers`
+      : '/apis/autoscaling/v2/horizontalpodautoscalers',
+  pdbs: (ns?: string) =>
+    ns ? `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets` : '/apis/policy/v1/poddisruptionbudgets',
   events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
   leases: (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
 };

@@ -58,7 +58,9 @@ export class ClosedLoopLoad {
     const boundary = `----closed-loop-${Date.now().toString(36)}`;
     this.contentType = `multipart/form-data; boundary=${boundary}`;
     this.body = Buffer.concat([
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="${opts.filename}"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="${opts.filename}"\r\nContent-Type: image/jpeg\r\n\r\n`,
+      ),
       opts.image,
       Buffer.from(`\r\n--${boundary}--\r\n`),
     ]);
@@ -87,7 +89,12 @@ export class ClosedLoopLoad {
     clearTimeout(this.stopTimer);
     await Promise.all(this.workers);
     this.agent.destroy();
-    return { ok: this.ok, failures: this.failures, phases: this.phases.map((p) => ({ ...p })), durationMs: Date.now() - this.started };
+    return {
+      ok: this.ok,
+      failures: this.failures,
+      phases: this.phases.map((p) => ({ ...p })),
+      durationMs: Date.now() - this.started,
+    };
   }
 
   private async worker(): Promise<void> {

@@ -131,7 +131,19 @@ function tail(text: string, lines = 60): string {
 /** Undoes bash's `printf %q` for the values start.sh writes (plain, backslash-escaped, '…' or $'…'). */
 export function unquoteShell(raw: string): string {
   if (raw.startsWith("$'") && raw.endsWith("'")) {
-    const named: Record<string, string> = { n: '\n', t: '\t', r: '\r', e: '\x1b', a: '\x07', b: '\b', f: '\f', v: '\v', "'": "'", '"': '"', '\\': '\\' };
+    const named: Record<string, string> = {
+      n: '\n',
+      t: '\t',
+      r: '\r',
+      e: '\x1b',
+      a: '\x07',
+      b: '\b',
+      f: '\f',
+      v: '\v',
+      "'": "'",
+      '"': '"',
+      '\\': '\\',
+    };
     return raw.slice(2, -1).replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)/g, (_, esc: string) => {
       if (esc.startsWith('x')) return String.fromCharCode(parseInt(esc.slice(1), 16));
       if (/^[0-7]+$/.test(esc)) return String.fromCharCode(parseInt(esc, 8));
@@ -174,10 +186,14 @@ let clientNodeModule: Promise<typeof import('@kubernetes/client-node')> | undefi
  */
 function clientNode(): Promise<typeof import('@kubernetes/client-node')> {
   clientNodeModule ??= (async () => {
-    const probe = await run(process.execPath, ['--input-type=module', '-e', "await import('@kubernetes/client-node')"], {
-      cwd: repoRoot(),
-      timeoutMs: 60_000,
-    });
+    const probe = await run(
+      process.execPath,
+      ['--input-type=module', '-e', "await import('@kubernetes/client-node')"],
+      {
+        cwd: repoRoot(),
+        timeoutMs: 60_000,
+      },
+    );
     if (probe.code !== 0) {
       const reason = /^\w*Error: .*$/m.exec(probe.stderr)?.[0] ?? tail(probe.stderr, 3);
       throw new Error(
@@ -200,7 +216,10 @@ const live = new Set<string>();
 let exitHooksInstalled = false;
 
 function stopSync(stateFile: string): void {
-  spawnSync('bash', [join(repoRoot(), 'scripts', 'control-plane', 'stop.sh'), stateFile], { stdio: 'ignore', timeout: STOP_TIMEOUT_MS });
+  spawnSync('bash', [join(repoRoot(), 'scripts', 'control-plane', 'stop.sh'), stateFile], {
+    stdio: 'ignore',
+    timeout: STOP_TIMEOUT_MS,
+  });
   live.delete(stateFile);
 }
 
@@ -242,7 +261,9 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   const build = await run('bash', [join(scripts, 'build.sh')], { env, echo });
   const binDir = build.stdout.trim().split('\n').pop()?.trim() ?? '';
   if (build.code !== 0 || binDir === '') {
-    throw new Error(`scripts/control-plane/build.sh failed (exit ${build.code}); last lines of its log:\n${tail(build.stderr)}`);
+    throw new Error(
+      `scripts/control-plane/build.sh failed (exit ${build.code}); last lines of its log:\n${tail(build.stderr)}`,
+    );
   }
 
   const stateFile = join(tmpdir(), `onnx-operator-cp-test-${process.pid}-${randomBytes(4).toString('hex')}.env`);
@@ -269,7 +290,10 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     }
   } catch (err) {
     stopSync(stateFile);
-    throw new Error(`control plane started but its state is unusable: ${(err as Error).message}\n${tail(start.stderr, 20)}`);
+    throw new Error(
+      `control plane started but its state is unusable: ${(err as Error).message}\n${tail(start.stderr, 20)}`,
+      { cause: err },
+    );
   }
   // Loaded now, reported when used: tests that only run kubectl work even where client-node cannot load.
   let kubeConfig: KubeConfig | undefined;
@@ -283,7 +307,11 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   const kubeconfigPath = state.KUBECONFIG!;
   const kubectlPath = join(state.CP_BIN!, 'kubectl');
   // A discovery cache per plane: ports are reused across planes, and a stale cache hides new CRDs.
-  const kubectlEnv: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: kubeconfigPath, KUBECACHEDIR: join(state.CP_DIR!, 'kubectl-cache') };
+  const kubectlEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    KUBECONFIG: kubeconfigPath,
+    KUBECACHEDIR: join(state.CP_DIR!, 'kubectl-cache'),
+  };
 
   let stopping: Promise<void> | undefined;
   const plane: ControlPlane = {
@@ -354,7 +382,11 @@ if (typeof after === 'function') {
 }
 
 /** Retries `fn` until it resolves (returning its value) or `timeoutMs` passes (rethrowing its last error). */
-export async function eventually<T>(fn: () => Promise<T>, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+/** Retries `fn` (an assertion, sync or async) until it passes or the time is up. */
+export async function eventually<T>(
+  fn: () => T | Promise<T>,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (;;) {
     try {

@@ -16,11 +16,14 @@ async function ok(cp: ControlPlane, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-const isReady = (pod: PodList['items'][number]) => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const isReady = (pod: PodList['items'][number]) =>
+  pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 /** Reports every pod in `namespace` (matching `selector`, if given) that is not Ready yet as Running and Ready; returns how many. */
 export async function markPodsReady(cp: ControlPlane, namespace: string, selector?: string): Promise<number> {
-  const pods = JSON.parse(await ok(cp, ['get', 'pods', '-n', namespace, '-o', 'json', ...(selector ? ['-l', selector] : [])])) as PodList;
+  const pods = JSON.parse(
+    await ok(cp, ['get', 'pods', '-n', namespace, '-o', 'json', ...(selector ? ['-l', selector] : [])]),
+  ) as PodList;
   const pending = pods.items.filter((p) => !isReady(p));
   const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   const patch = JSON.stringify({
@@ -36,9 +39,20 @@ export async function markPodsReady(cp: ControlPlane, namespace: string, selecto
   });
   let patched = 0;
   for (const pod of pending) {
-    const r = await cp.kubectl(['patch', 'pod', pod.metadata.name, '-n', namespace, '--subresource=status', '--type=merge', '-p', patch]);
+    const r = await cp.kubectl([
+      'patch',
+      'pod',
+      pod.metadata.name,
+      '-n',
+      namespace,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      patch,
+    ]);
     if (r.code === 0) patched++;
-    else if (!/NotFound|not found/.test(r.stderr)) throw new Error(`cannot mark pod ${namespace}/${pod.metadata.name} ready: ${r.stderr.trim()}`);
+    else if (!/NotFound|not found/.test(r.stderr))
+      throw new Error(`cannot mark pod ${namespace}/${pod.metadata.name} ready: ${r.stderr.trim()}`);
     // NotFound: the ReplicaSet controller deleted it meanwhile (scale-down, rollout); nothing to report.
   }
   return patched;
@@ -76,7 +90,12 @@ export function startFakeKubelet(cp: ControlPlane, namespace: string, intervalMs
 }
 
 /** What the cloud controller would do for a LoadBalancer Service: publish its external address. */
-export async function setLoadBalancerIngress(cp: ControlPlane, namespace: string, service: string, ip: string): Promise<void> {
+export async function setLoadBalancerIngress(
+  cp: ControlPlane,
+  namespace: string,
+  service: string,
+  ip: string,
+): Promise<void> {
   const patch = JSON.stringify({ status: { loadBalancer: { ingress: [{ ip }] } } });
   await ok(cp, ['patch', 'service', service, '-n', namespace, '--subresource=status', '--type=merge', '-p', patch]);
 }

@@ -31,7 +31,8 @@ export async function installImages(): Promise<{ operator: string; server: strin
   const k = parse(await readFile(join(repoRoot(), 'config', 'default', 'kustomization.yaml'), 'utf8')) as Kustomization;
   const ref = (name: string) => {
     const image = k.images?.find((i) => i.name === name);
-    if (!image?.newName || !image.newTag) throw new Error(`config/default/kustomization.yaml sets no newName and newTag for ${name}`);
+    if (!image?.newName || !image.newTag)
+      throw new Error(`config/default/kustomization.yaml sets no newName and newTag for ${name}`);
     return `${image.newName}:${image.newTag}`;
   };
   return { operator: ref('onnx-operator'), server: ref('onnx-inference-server') };
@@ -45,7 +46,14 @@ async function must(what: string, command: string, args: string[], timeoutMs = 1
 
 export async function startNodeCluster(): Promise<NodeCluster> {
   const root = repoRoot();
-  const built = parseExports(await must('building the images (scripts/containers/build-images.sh)', 'bash', [join(root, 'scripts', 'containers', 'build-images.sh')], IMAGE_BUILD_TIMEOUT_MS));
+  const built = parseExports(
+    await must(
+      'building the images (scripts/containers/build-images.sh)',
+      'bash',
+      [join(root, 'scripts', 'containers', 'build-images.sh')],
+      IMAGE_BUILD_TIMEOUT_MS,
+    ),
+  );
   const exported = (key: string) => {
     const value = built[key];
     if (!value) throw new Error(`build-images.sh printed no ${key}`);
@@ -54,17 +62,29 @@ export async function startNodeCluster(): Promise<NodeCluster> {
   const plane = await startControlPlane({ env: { CP_NODE: '1' } });
   try {
     const { NODE_NAME, NODE_IP, CONTAINERD_SOCK, CP_STATE_FILE } = plane.state;
-    if (!NODE_NAME || !NODE_IP || !CONTAINERD_SOCK || !CP_STATE_FILE) throw new Error(`start.sh reported no node: ${JSON.stringify(plane.state)}`);
+    if (!NODE_NAME || !NODE_IP || !CONTAINERD_SOCK || !CP_STATE_FILE)
+      throw new Error(`start.sh reported no node: ${JSON.stringify(plane.state)}`);
     const images = await installImages();
     const importImage = join(root, 'scripts', 'control-plane', 'node-image.sh');
-    await must('importing the operator image', 'bash', [importImage, CP_STATE_FILE, exported('OPERATOR_IMAGE'), images.operator]);
-    await must('importing the server image', 'bash', [importImage, CP_STATE_FILE, exported('INFERENCE_SERVER_IMAGE'), images.server]);
+    await must('importing the operator image', 'bash', [
+      importImage,
+      CP_STATE_FILE,
+      exported('OPERATOR_IMAGE'),
+      images.operator,
+    ]);
+    await must('importing the server image', 'bash', [
+      importImage,
+      CP_STATE_FILE,
+      exported('INFERENCE_SERVER_IMAGE'),
+      images.server,
+    ]);
     return Object.assign(plane, {
       nodeName: NODE_NAME,
       nodeIp: NODE_IP,
       containerdSocket: CONTAINERD_SOCK,
       images,
-      ctr: (args: string[]) => must(`ctr ${args.join(' ')}`, 'ctr', ['--address', CONTAINERD_SOCK, '--namespace', 'k8s.io', ...args], 60_000),
+      ctr: (args: string[]) =>
+        must(`ctr ${args.join(' ')}`, 'ctr', ['--address', CONTAINERD_SOCK, '--namespace', 'k8s.io', ...args], 60_000),
     });
   } catch (err) {
     await plane.stop().catch(() => undefined);
@@ -76,7 +96,10 @@ export async function startNodeCluster(): Promise<NodeCluster> {
 export async function containerPid(cluster: NodeCluster, containerId: string): Promise<number> {
   const id = containerId.replace(/^containerd:\/\//, '');
   const out = await cluster.ctr(['tasks', 'ls']);
-  const row = out.split('\n').map((l) => l.trim().split(/\s+/)).find((cols) => cols[0] === id);
+  const row = out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((cols) => cols[0] === id);
   if (!row || !/^\d+$/.test(row[1] ?? '')) throw new Error(`no running task ${id} in containerd:\n${out}`);
   return Number(row[1]);
 }

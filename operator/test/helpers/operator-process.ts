@@ -81,7 +81,10 @@ let counter = 0;
  * port is then known). `quiet`: resolve at once, for a LOG_LEVEL above info
  * (the benchmark's); the caller then sets PORT and polls /readyz itself.
  */
-export async function startOperator(env: OperatorEnv, opts: { name?: string; startTimeoutMs?: number; quiet?: boolean } = {}): Promise<OperatorProcess> {
+export async function startOperator(
+  env: OperatorEnv,
+  opts: { name?: string; startTimeoutMs?: number; quiet?: boolean } = {},
+): Promise<OperatorProcess> {
   installExitHook();
   const name = opts.name ?? `operator-${++counter}`;
   // A minimal environment: nothing of the developer's own kubeconfig, namespace or log settings leaks in.
@@ -99,8 +102,8 @@ export async function startOperator(env: OperatorEnv, opts: { name?: string; sta
   const raw: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
-  child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
-  createInterface({ input: child.stdout! }).on('line', (text) => {
+  child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+  createInterface({ input: child.stdout }).on('line', (text) => {
     raw.push(text);
     let line: LogLine;
     try {
@@ -127,7 +130,8 @@ export async function startOperator(env: OperatorEnv, opts: { name?: string; sta
   const closed = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
 
   const cut = (line: string) => (line.length > 400 ? `${line.slice(0, 400)}…` : line);
-  const tail = (n = 30) => `--- ${name} stdout (last ${n}) ---\n${raw.slice(-n).map(cut).join('\n')}\n--- stderr ---\n${stderr.join('').slice(-4000)}`;
+  const tail = (n = 30) =>
+    `--- ${name} stdout (last ${n}) ---\n${raw.slice(-n).map(cut).join('\n')}\n--- stderr ---\n${stderr.join('').slice(-4000)}`;
 
   const waitFor = (predicate: (l: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> => {
     const seen = logs.find(predicate);
@@ -170,10 +174,10 @@ export async function startOperator(env: OperatorEnv, opts: { name?: string; sta
     child,
     logs,
     get identity() {
-      return String(started?.identity ?? '');
+      return typeof started?.identity === 'string' ? started.identity : '';
     },
     get url() {
-      return `http://127.0.0.1:${String(started?.port ?? childEnv.PORT)}`;
+      return `http://127.0.0.1:${typeof started?.port === 'number' ? started.port : String(childEnv.PORT)}`;
     },
     exited,
     get running() {
@@ -203,6 +207,10 @@ export async function stopAllOperators(): Promise<void> {
 }
 
 /** The value of one Prometheus series from the operator's /metrics (summed over label sets), or 0. */
-export async function metricValue(op: OperatorProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  op: OperatorProcess,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   return metricSum(await scrape(`${op.url}/metrics`), name, labels);
 }

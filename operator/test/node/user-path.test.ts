@@ -55,10 +55,16 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
     return r.stdout;
   };
-  const getJson = async <T>(args: string[]): Promise<T> => JSON.parse(await kubectl(['get', ...args, '-o', 'json'])) as T;
+  const getJson = async <T>(args: string[]): Promise<T> =>
+    JSON.parse(await kubectl(['get', ...args, '-o', 'json'])) as T;
   const getModel = (name: string) => getJson<OnnxModel>(['onnxmodel', name, '-n', ns]);
-  const podsOf = async (name: string) => (await getJson<{ items: V1Pod[] }>(['pods', '-n', ns, '-l', `${MODEL_LABEL}=${name}`])).items;
-  const readyPods = async (name: string) => (await podsOf(name)).filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  const podsOf = async (name: string) =>
+    (await getJson<{ items: V1Pod[] }>(['pods', '-n', ns, '-l', `${MODEL_LABEL}=${name}`])).items;
+  const readyPods = async (name: string) =>
+    (await podsOf(name)).filter(
+      (p) =>
+        !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
   const readyCondition = (m: OnnxModel) => m.status?.conditions?.find((c) => c.type === 'Ready');
 
   /** The emulator is reached through the node's address: pods cannot see the test's loopback. */
@@ -72,7 +78,10 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     ...overrides,
   });
   const applyModel = (name: string, s: OnnxModelSpec) =>
-    kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec: s }));
+    kubectl(
+      ['apply', '-n', ns, '-f', '-'],
+      JSON.stringify({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec: s }),
+    );
 
   /** Ready True for the current generation, with `replicas` ready pods and no others left. */
   const settled = (name: string, replicas: number, timeoutMs = 5 * 60_000) =>
@@ -80,16 +89,20 @@ describe('on a real node: the user path, rollouts under load, models that cannot
       async () => {
         const m = await getModel(name);
         const ready = readyCondition(m);
-        if (m.status?.observedGeneration !== m.metadata.generation || ready?.status !== 'True') throw new Error(`${name} not Ready: ${JSON.stringify(ready)}`);
+        if (m.status?.observedGeneration !== m.metadata.generation || ready?.status !== 'True')
+          throw new Error(`${name} not Ready: ${JSON.stringify(ready)}`);
         const pods = await podsOf(name);
-        if (pods.length !== replicas || (await readyPods(name)).length !== replicas) throw new Error(`${name}: ${pods.length} pods, want ${replicas} ready and no others`);
+        if (pods.length !== replicas || (await readyPods(name)).length !== replicas)
+          throw new Error(`${name}: ${pods.length} pods, want ${replicas} ready and no others`);
         return m;
       },
       { timeoutMs, intervalMs: 1000 },
     );
 
-  const seedOk = (body: unknown) => typeof body === 'object' && body !== null && accepted.includes((body as Seed).Label);
-  const describeFailures = (r: LoadReport) => JSON.stringify({ phases: r.phases, failures: r.failures.slice(0, 20) }, null, 1);
+  const seedOk = (body: unknown) =>
+    typeof body === 'object' && body !== null && accepted.includes((body as Seed).Label);
+  const describeFailures = (r: LoadReport) =>
+    JSON.stringify({ phases: r.phases, failures: r.failures.slice(0, 20) }, null, 1);
   const clusterIpUrl = async (name: string) => {
     const svc = await getJson<V1Service>(['service', name, '-n', ns]);
     return `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}/predict/image`;
@@ -100,13 +113,18 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     cluster = await startNodeCluster();
     gcs = await startFakeGcs({ host: cluster.nodeIp });
     await gcs.createBucket('models');
-    const [model, labels] = await Promise.all([readFile(join(BUILTIN_MODEL, 'model.onnx')), readFile(join(BUILTIN_MODEL, 'labels.txt'))]);
+    const [model, labels] = await Promise.all([
+      readFile(join(BUILTIN_MODEL, 'model.onnx')),
+      readFile(join(BUILTIN_MODEL, 'labels.txt')),
+    ]);
     for (const dir of ['efficientnet', 'efficientnet-v2']) {
       await gcs.upload('models', `${dir}/model.onnx`, model);
       await gcs.upload('models', `${dir}/labels.txt`, labels);
     }
     chelsea = await readFile(join(PHOTOS, 'chelsea.jpg'));
-    accepted = (JSON.parse(await readFile(join(PHOTOS, 'expected.json'), 'utf8')) as Record<string, { accept: string[] }>)['chelsea.jpg']!.accept;
+    accepted = (
+      JSON.parse(await readFile(join(PHOTOS, 'expected.json'), 'utf8')) as Record<string, { accept: string[] }>
+    )['chelsea.jpg']!.accept;
     note(`node ${cluster.nodeName} at ${cluster.nodeIp}; fake GCS at ${gcs.url}`);
   });
 
@@ -119,7 +137,9 @@ describe('on a real node: the user path, rollouts under load, models that cannot
   it('kubectl apply -k config/default: the operator runs as two pods with its own ServiceAccount, one of them leads', async () => {
     await kubectl(['apply', '-k', join(ROOT, 'config', 'default')]);
     await kubectl(['rollout', 'status', 'deployment/onnx-operator', '-n', OPERATOR_NS, '--timeout=300s']);
-    const pods = (await getJson<{ items: V1Pod[] }>(['pods', '-n', OPERATOR_NS, '-l', 'app.kubernetes.io/name=onnx-operator'])).items;
+    const pods = (
+      await getJson<{ items: V1Pod[] }>(['pods', '-n', OPERATOR_NS, '-l', 'app.kubernetes.io/name=onnx-operator'])
+    ).items;
     expect(pods).to.have.length(2);
     for (const pod of pods) {
       expect(pod.spec!.serviceAccountName).to.equal('onnx-operator');
@@ -127,38 +147,74 @@ describe('on a real node: the user path, rollouts under load, models that cannot
       expect(pod.status!.containerStatuses![0]!.ready, pod.metadata!.name).to.equal(true);
     }
     // The leader holds the Lease under its pod's name; the other waits.
-    const holder = await eventually(async () => {
-      const lease = await getJson<{ spec: { holderIdentity?: string } }>(['lease', 'onnx-operator-leader', '-n', OPERATOR_NS]);
-      const id = lease.spec.holderIdentity ?? '';
-      const leader = pods.find((p) => id.startsWith(`${p.metadata!.name}_`));
-      if (!leader) throw new Error(`lease held by "${id}", not one of the pods`);
-      return leader.metadata!.name!;
-    }, { timeoutMs: 60_000 });
+    const holder = await eventually(
+      async () => {
+        const lease = await getJson<{ spec: { holderIdentity?: string } }>([
+          'lease',
+          'onnx-operator-leader',
+          '-n',
+          OPERATOR_NS,
+        ]);
+        const id = lease.spec.holderIdentity ?? '';
+        const leader = pods.find((p) => id.startsWith(`${p.metadata!.name}_`));
+        if (!leader) throw new Error(`lease held by "${id}", not one of the pods`);
+        return leader.metadata!.name!;
+      },
+      { timeoutMs: 60_000 },
+    );
     note(`leader: ${holder}`);
   });
 
   it('an OnnxModel from gs:// in a restricted namespace: the pod is Ready, kubectl get shows the address, curl answers through every Service path', async () => {
     ns = await cluster.createNamespace('models');
-    await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
+    await kubectl([
+      'label',
+      'namespace',
+      ns,
+      'pod-security.kubernetes.io/enforce=restricted',
+      'pod-security.kubernetes.io/enforce-version=latest',
+    ]);
     await applyModel('cat', spec());
-    await eventually(async () => {
-      if ((await readyPods('cat')).length !== 1) throw new Error('no ready pod yet');
-    }, { timeoutMs: 5 * 60_000, intervalMs: 1000 });
+    await eventually(
+      async () => {
+        if ((await readyPods('cat')).length !== 1) throw new Error('no ready pod yet');
+      },
+      { timeoutMs: 5 * 60_000, intervalMs: 1000 },
+    );
     // Not ready until the load balancer has an address (once the operator has seen the pod ready).
-    await eventually(async () => {
-      expect(readyCondition(await getModel('cat'))).to.deep.include({ status: 'False', reason: 'AwaitingLoadBalancer' });
-    }, { timeoutMs: 60_000 });
+    await eventually(
+      async () => {
+        expect(readyCondition(await getModel('cat'))).to.deep.include({
+          status: 'False',
+          reason: 'AwaitingLoadBalancer',
+        });
+      },
+      { timeoutMs: 60_000 },
+    );
 
     // What a cloud controller does once it has a load balancer: here, the node's own address.
-    await kubectl(['patch', 'service', 'cat', '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: cluster.nodeIp }] } } })]);
-    const row = await eventually(async () => {
-      const [header, line] = (await kubectl(['get', 'onnxmodels', 'cat', '-n', ns])).trimEnd().split('\n');
-      const cols = header!.trim().split(/\s+/);
-      const cells = line!.trim().split(/\s+/);
-      const r = Object.fromEntries(cols.map((c, i) => [c, cells[i]]));
-      if (r.STATUS !== 'True') throw new Error(`kubectl get onnxmodels: ${line}`);
-      return r;
-    }, { timeoutMs: 60_000 });
+    await kubectl([
+      'patch',
+      'service',
+      'cat',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: cluster.nodeIp }] } } }),
+    ]);
+    const row = await eventually(
+      async () => {
+        const [header, line] = (await kubectl(['get', 'onnxmodels', 'cat', '-n', ns])).trimEnd().split('\n');
+        const cols = header!.trim().split(/\s+/);
+        const cells = line!.trim().split(/\s+/);
+        const r = Object.fromEntries(cols.map((c, i) => [c, cells[i]]));
+        if (r.STATUS !== 'True') throw new Error(`kubectl get onnxmodels: ${line}`);
+        return r;
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(row).to.include({ NAME: 'cat', DESIRED: '1', READY: '1', STATUS: 'True', ADDRESS: cluster.nodeIp });
 
     const svc = await getJson<V1Service>(['service', 'cat', '-n', ns]);
@@ -170,7 +226,19 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     expect((await getModel('cat')).status!.url).to.equal(urls[0]);
     for (const url of urls) {
       // kube-proxy programs the load balancer's address a moment after the status names it, like a cloud's would.
-      const { stdout } = await eventually(() => curl('curl', ['-sS', '--fail-with-body', '--max-time', '60', '-F', `image_file=@${join(PHOTOS, 'chelsea.jpg')}`, url]), { timeoutMs: 60_000, intervalMs: 500 });
+      const { stdout } = await eventually(
+        () =>
+          curl('curl', [
+            '-sS',
+            '--fail-with-body',
+            '--max-time',
+            '60',
+            '-F',
+            `image_file=@${join(PHOTOS, 'chelsea.jpg')}`,
+            url,
+          ]),
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
       const answer = JSON.parse(stdout) as Seed;
       expect(accepted, `${url}: ${stdout}`).to.include(answer.Label);
       note(`${url} → ${stdout}`);
@@ -183,11 +251,19 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     for (const pod of pods) {
       const pid = await containerPid(cluster, pod.status!.containerStatuses![0]!.containerID!);
       const status = await readFile(`/proc/${pid}/status`, 'utf8');
-      expect(/^Uid:\s+(.*)$/m.exec(status)![1]!.split(/\s+/), pod.metadata!.name).to.deep.equal(['1000', '1000', '1000', '1000']);
+      expect(/^Uid:\s+(.*)$/m.exec(status)![1]!.split(/\s+/), pod.metadata!.name).to.deep.equal([
+        '1000',
+        '1000',
+        '1000',
+        '1000',
+      ]);
       expect(/^Gid:\s+(.*)$/m.exec(status)![1]!.split(/\s+/)[0]).to.equal('1000');
       expect(/^CapEff:\s+(.*)$/m.exec(status)![1]).to.equal('0000000000000000');
       // mountinfo: the 5th field is the mount point, the 6th its options.
-      const root = (await readFile(`/proc/${pid}/mountinfo`, 'utf8')).split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/');
+      const root = (await readFile(`/proc/${pid}/mountinfo`, 'utf8'))
+        .split('\n')
+        .map((l) => l.split(' '))
+        .find((f) => f[4] === '/');
       expect(root?.[5]?.split(','), `${pod.metadata!.name}: ${root?.join(' ')}`).to.include('ro');
     }
   });
@@ -195,13 +271,22 @@ describe('on a real node: the user path, rollouts under load, models that cannot
   it('a rollout under load loses nothing: a batching change, 1 → 3 → 1 replicas, a new model version', async () => {
     await applyModel('rollout', spec({ podDisruptionBudget: { minAvailable: 1 }, service: { type: 'ClusterIP' } }));
     await settled('rollout', 1);
-    const load = new ClosedLoopLoad({ url: await clusterIpUrl('rollout'), image: chelsea, filename: 'chelsea.jpg', concurrency: 4, accept: seedOk });
+    const load = new ClosedLoopLoad({
+      url: await clusterIpUrl('rollout'),
+      image: chelsea,
+      filename: 'chelsea.jpg',
+      concurrency: 4,
+      accept: seedOk,
+    });
     load.start();
     const step = async (name: string, change: () => Promise<unknown>, replicas: number) => {
       // Traffic flows before each change, so every change lands on a busy model.
-      await eventually(async () => {
-        if (load.okInPhase < 10) throw new Error(`only ${load.okInPhase} right answers in this phase`);
-      }, { timeoutMs: 120_000 });
+      await eventually(
+        () => {
+          if (load.okInPhase < 10) throw new Error(`only ${load.okInPhase} right answers in this phase`);
+        },
+        { timeoutMs: 120_000 },
+      );
       load.phase(name);
       await change();
       await settled('rollout', replicas);
@@ -209,11 +294,39 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     };
     let report: LoadReport | undefined;
     try {
-      await step('batching.maxBatchSize 8', () => kubectl(['patch', 'onnxmodel', 'rollout', '-n', ns, '--type=merge', '-p', '{"spec":{"batching":{"maxBatchSize":8}}}']), 1);
+      await step(
+        'batching.maxBatchSize 8',
+        () =>
+          kubectl([
+            'patch',
+            'onnxmodel',
+            'rollout',
+            '-n',
+            ns,
+            '--type=merge',
+            '-p',
+            '{"spec":{"batching":{"maxBatchSize":8}}}',
+          ]),
+        1,
+      );
       await step('scale to 3', () => kubectl(['scale', 'onnxmodel', 'rollout', '-n', ns, '--replicas=3']), 3);
       await step('scale to 1', () => kubectl(['scale', 'onnxmodel', 'rollout', '-n', ns, '--replicas=1']), 1);
-      await step('a new model version', () => kubectl(['patch', 'onnxmodel', 'rollout', '-n', ns, '--type=merge', '-p', '{"spec":{"modelUri":"gs://models/efficientnet-v2/model.onnx"}}']), 1);
-      await step('after', async () => undefined, 1);
+      await step(
+        'a new model version',
+        () =>
+          kubectl([
+            'patch',
+            'onnxmodel',
+            'rollout',
+            '-n',
+            ns,
+            '--type=merge',
+            '-p',
+            '{"spec":{"modelUri":"gs://models/efficientnet-v2/model.onnx"}}',
+          ]),
+        1,
+      );
+      await step('after', () => Promise.resolve(undefined), 1);
     } finally {
       report = await load.stop();
     }
@@ -221,19 +334,30 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     expect(report.failures, describeFailures(report)).to.deep.equal([]);
     for (const p of report.phases) expect(p.ok, `phase ${p.name}`).to.be.greaterThan(0);
     const d = await getJson<V1Deployment>(['deployment', 'rollout', '-n', ns]);
-    expect(d.spec!.template.spec!.containers[0]!.env!.find((e) => e.name === 'MODEL_URI')?.value).to.equal('gs://models/efficientnet-v2/model.onnx');
+    expect(d.spec!.template.spec!.containers[0]!.env!.find((e) => e.name === 'MODEL_URI')?.value).to.equal(
+      'gs://models/efficientnet-v2/model.onnx',
+    );
   });
 
   it('kubectl delete pod and kubectl drain (with a PodDisruptionBudget) under load lose nothing', async () => {
     await kubectl(['scale', 'onnxmodel', 'rollout', '-n', ns, '--replicas=2']);
     await settled('rollout', 2);
-    const load = new ClosedLoopLoad({ url: await clusterIpUrl('rollout'), image: chelsea, filename: 'chelsea.jpg', concurrency: 4, accept: seedOk });
+    const load = new ClosedLoopLoad({
+      url: await clusterIpUrl('rollout'),
+      image: chelsea,
+      filename: 'chelsea.jpg',
+      concurrency: 4,
+      accept: seedOk,
+    });
     load.start();
     let report: LoadReport | undefined;
     try {
-      await eventually(async () => {
-        if (load.okInPhase < 10) throw new Error('no traffic yet');
-      }, { timeoutMs: 120_000 });
+      await eventually(
+        () => {
+          if (load.okInPhase < 10) throw new Error('no traffic yet');
+        },
+        { timeoutMs: 120_000 },
+      );
       load.phase('delete a serving pod');
       const victim = (await readyPods('rollout'))[0]!.metadata!.name!;
       await kubectl(['delete', 'pod', victim, '-n', ns, '--wait=true']);
@@ -243,7 +367,14 @@ describe('on a real node: the user path, rollouts under load, models that cannot
       // One node: the first eviction goes through, its replacement cannot be scheduled
       // (the node is cordoned), and the budget refuses to evict the last serving pod.
       const drain = await cluster.kubectl(
-        ['drain', cluster.nodeName, `--pod-selector=${MODEL_LABEL}=rollout`, '--delete-emptydir-data', '--ignore-daemonsets', '--timeout=45s'],
+        [
+          'drain',
+          cluster.nodeName,
+          `--pod-selector=${MODEL_LABEL}=rollout`,
+          '--delete-emptydir-data',
+          '--ignore-daemonsets',
+          '--timeout=45s',
+        ],
         { timeoutMs: 120_000 },
       );
       expect(drain.code, drain.stdout + drain.stderr).to.not.equal(0);
@@ -270,13 +401,16 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     await applyModel('missing', spec({ modelUri: 'gs://models/missing/model.onnx', service: { type: 'ClusterIP' } }));
     await applyModel('corrupt', spec({ modelUri: 'gs://models/corrupt/model.onnx', service: { type: 'ClusterIP' } }));
     const failing = (name: string, cause: RegExp) =>
-      eventually(async () => {
-        const ready = readyCondition(await getModel(name));
-        if (ready?.reason !== 'ModelLoadFailed') throw new Error(`${name}: ${JSON.stringify(ready)}`);
-        expect(ready.status).to.equal('False');
-        expect(ready.message).to.match(cause);
-        return ready.message;
-      }, { timeoutMs: 4 * 60_000, intervalMs: 1000 });
+      eventually(
+        async () => {
+          const ready = readyCondition(await getModel(name));
+          if (ready?.reason !== 'ModelLoadFailed') throw new Error(`${name}: ${JSON.stringify(ready)}`);
+          expect(ready.status).to.equal('False');
+          expect(ready.message).to.match(cause);
+          return ready.message;
+        },
+        { timeoutMs: 4 * 60_000, intervalMs: 1000 },
+      );
     note(await failing('missing', /gs:\/\/models\/missing\/model\.onnx: object not found \(404\)/));
     note(await failing('corrupt', /not an ONNX model|protobuf|parse/i));
 
@@ -286,7 +420,15 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     // The kubelet restarts the server with back-off (10 s, 20 s, 40 s, …): the next start finds the object.
     for (const name of ['missing', 'corrupt']) {
       await settled(name, 1, 8 * 60_000);
-      const { stdout } = await curl('curl', ['-sS', '--fail-with-body', '--max-time', '60', '-F', `image_file=@${join(PHOTOS, 'chelsea.jpg')}`, await clusterIpUrl(name)]);
+      const { stdout } = await curl('curl', [
+        '-sS',
+        '--fail-with-body',
+        '--max-time',
+        '60',
+        '-F',
+        `image_file=@${join(PHOTOS, 'chelsea.jpg')}`,
+        await clusterIpUrl(name),
+      ]);
       expect(accepted).to.include((JSON.parse(stdout) as Seed).Label);
     }
   });

@@ -12,22 +12,45 @@ const model = (spec: Partial<OnnxModel['spec']> = {}): OnnxModel => ({
   spec: { modelUri: 'gs://b/resnet50/model.onnx', ...spec },
 });
 const defaults = { serverImage: 'example/server:1' };
-const container = (m: OnnxModel): V1Container => desiredObjects(m, defaults).deployment.spec!.template.spec!.containers[0]!;
+const container = (m: OnnxModel): V1Container =>
+  desiredObjects(m, defaults).deployment.spec!.template.spec!.containers[0]!;
 const env = (m: OnnxModel) => Object.fromEntries(serverEnv(m).map((e) => [e.name, e.value]));
 
 describe('desired state of an OnnxModel', () => {
   it('owns every child through a controller reference', () => {
-    const objs = desiredObjects(model({ autoscaling: { maxReplicas: 4 }, podDisruptionBudget: { minAvailable: 1 } }), defaults);
+    const objs = desiredObjects(
+      model({ autoscaling: { maxReplicas: 4 }, podDisruptionBudget: { minAvailable: 1 } }),
+      defaults,
+    );
     for (const o of [objs.deployment, objs.service, objs.hpa!, objs.pdb!]) {
-      expect(o.metadata!.ownerReferences).to.deep.equal([{ apiVersion: 'serving.onnxoperator.dev/v1alpha1', kind: 'OnnxModel', name: 'resnet', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);
+      expect(o.metadata!.ownerReferences).to.deep.equal([
+        {
+          apiVersion: 'serving.onnxoperator.dev/v1alpha1',
+          kind: 'OnnxModel',
+          name: 'resnet',
+          uid: 'uid-1',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
       expect(o.metadata!.namespace).to.equal('ml');
     }
   });
 
   it('runs the server image with the spec as environment the server parses back', () => {
-    const m = model({ labelsUri: 'gs://b/labels.txt', preprocessing: { resizeMode: 'letterbox', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], inputSize: '320x240' } });
+    const m = model({
+      labelsUri: 'gs://b/labels.txt',
+      preprocessing: { resizeMode: 'letterbox', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], inputSize: '320x240' },
+    });
     const e = env(m);
-    expect(e).to.include({ MODEL_URI: 'gs://b/resnet50/model.onnx', LABELS_URI: 'gs://b/labels.txt', MODEL_NAME: 'resnet', RESIZE_MODE: 'letterbox', PIXEL_MEAN: '0.5,0.5,0.5', INPUT_SIZE: '320x240' });
+    expect(e).to.include({
+      MODEL_URI: 'gs://b/resnet50/model.onnx',
+      LABELS_URI: 'gs://b/labels.txt',
+      MODEL_NAME: 'resnet',
+      RESIZE_MODE: 'letterbox',
+      PIXEL_MEAN: '0.5,0.5,0.5',
+      INPUT_SIZE: '320x240',
+    });
     // The same shared type on both sides: the server reads back exactly what the operator wrote.
     const parsed = loadConfig(e, 2);
     expect(parsed.preprocessing).to.deep.equal(preprocessingFromEnv(e));
@@ -68,14 +91,33 @@ describe('desired state of an OnnxModel', () => {
     expect(loadConfig(off, 2)).to.include({ maxQueueMs: 0 });
     // After SESSIONS, and spec.env still wins on a name clash.
     const names = serverEnv(model({ sessions: 2, admission: { maxInFlight: 8, maxQueueMs: 0 } })).map((v) => v.name);
-    expect(names.slice(names.indexOf('SESSIONS'), names.indexOf('SESSIONS') + 3)).to.deep.equal(['SESSIONS', 'MAX_IN_FLIGHT', 'MAX_QUEUE_MS']);
-    const user = serverEnv(model({ admission: { maxInFlight: 8, maxQueueMs: 0 }, env: [{ name: 'MAX_QUEUE_MS', value: 'auto' }, { name: 'MAX_IN_FLIGHT', value: '16' }] }));
+    expect(names.slice(names.indexOf('SESSIONS'), names.indexOf('SESSIONS') + 3)).to.deep.equal([
+      'SESSIONS',
+      'MAX_IN_FLIGHT',
+      'MAX_QUEUE_MS',
+    ]);
+    const user = serverEnv(
+      model({
+        admission: { maxInFlight: 8, maxQueueMs: 0 },
+        env: [
+          { name: 'MAX_QUEUE_MS', value: 'auto' },
+          { name: 'MAX_IN_FLIGHT', value: '16' },
+        ],
+      }),
+    );
     expect(user.filter((v) => v.name === 'MAX_QUEUE_MS')).to.deep.equal([{ name: 'MAX_QUEUE_MS', value: 'auto' }]);
     expect(user.filter((v) => v.name === 'MAX_IN_FLIGHT')).to.deep.equal([{ name: 'MAX_IN_FLIGHT', value: '16' }]);
   });
 
   it("lets the user's env override the operator's", () => {
-    const e = serverEnv(model({ env: [{ name: 'MAX_IN_FLIGHT', value: '64' }, { name: 'DRAIN_DELAY_MS', value: '0' }] }));
+    const e = serverEnv(
+      model({
+        env: [
+          { name: 'MAX_IN_FLIGHT', value: '64' },
+          { name: 'DRAIN_DELAY_MS', value: '0' },
+        ],
+      }),
+    );
     expect(e.filter((v) => v.name === 'DRAIN_DELAY_MS')).to.deep.equal([{ name: 'DRAIN_DELAY_MS', value: '0' }]);
     expect(e.at(-2)).to.deep.equal({ name: 'MAX_IN_FLIGHT', value: '64' });
   });
@@ -84,7 +126,11 @@ describe('desired state of an OnnxModel', () => {
     const pod = desiredObjects(model(), defaults).deployment.spec!.template.spec!;
     expect(pod.securityContext).to.deep.include({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
     expect(pod.containers[0]!.securityContext).to.deep.equal({
-      runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
     });
     expect(pod.volumes!.map((v) => v.name)).to.deep.equal(['model-cache', 'tmp']);
     expect(pod.automountServiceAccountToken).to.equal(false);
@@ -96,16 +142,27 @@ describe('desired state of an OnnxModel', () => {
     expect(c.livenessProbe!.httpGet!.path).to.equal('/v2/health/live');
     expect(c.startupProbe!.httpGet!.path).to.equal('/v2/health/live');
     const grace = desiredObjects(model(), defaults).deployment.spec!.template.spec!.terminationGracePeriodSeconds!;
-    expect(grace * 1000).to.be.greaterThan(Number(env(model()).DRAIN_DELAY_MS) + Number(env(model()).SHUTDOWN_GRACE_MS));
+    expect(grace * 1000).to.be.greaterThan(
+      Number(env(model()).DRAIN_DELAY_MS) + Number(env(model()).SHUTDOWN_GRACE_MS),
+    );
   });
 
   it('defaults resources and replicas, and leaves replicas to the HPA when autoscaling', () => {
     const d = desiredObjects(model(), defaults).deployment;
     expect(d.spec!.replicas).to.equal(1);
-    expect(container(model()).resources).to.deep.equal({ requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } });
-    expect(container(model({ resources: { limits: { cpu: '4' } } })).resources!.limits).to.deep.equal({ cpu: '4', memory: '2Gi' });
+    expect(container(model()).resources).to.deep.equal({
+      requests: { cpu: '1', memory: '1Gi' },
+      limits: { cpu: '2', memory: '2Gi' },
+    });
+    expect(container(model({ resources: { limits: { cpu: '4' } } })).resources!.limits).to.deep.equal({
+      cpu: '4',
+      memory: '2Gi',
+    });
     expect(desiredObjects(model({ replicas: 0 }), defaults).deployment.spec!.replicas).to.equal(0);
-    const auto = desiredObjects(model({ replicas: 5, autoscaling: { minReplicas: 2, maxReplicas: 6, targetCPUUtilizationPercentage: 60 } }), defaults);
+    const auto = desiredObjects(
+      model({ replicas: 5, autoscaling: { minReplicas: 2, maxReplicas: 6, targetCPUUtilizationPercentage: 60 } }),
+      defaults,
+    );
     expect(auto.deployment.spec).to.not.have.property('replicas');
     expect(auto.hpa!.spec).to.deep.include({ minReplicas: 2, maxReplicas: 6 });
     expect(auto.hpa!.spec!.metrics![0]!.resource!.target.averageUtilization).to.equal(60);
@@ -115,13 +172,21 @@ describe('desired state of an OnnxModel', () => {
     const s = desiredObjects(model(), defaults).service;
     expect(s.spec).to.deep.include({ type: 'LoadBalancer', selector: { 'serving.onnxoperator.dev/model': 'resnet' } });
     expect(s.spec!.ports).to.deep.equal([{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
-    const internal = desiredObjects(model({ service: { type: 'ClusterIP', port: 8080, annotations: { 'networking.gke.io/load-balancer-type': 'Internal' } } }), defaults).service;
+    const internal = desiredObjects(
+      model({
+        service: { type: 'ClusterIP', port: 8080, annotations: { 'networking.gke.io/load-balancer-type': 'Internal' } },
+      }),
+      defaults,
+    ).service;
     expect(internal.spec!.type).to.equal('ClusterIP');
     expect(internal.metadata!.annotations).to.deep.equal({ 'networking.gke.io/load-balancer-type': 'Internal' });
   });
 
   it('rolls pods when the configuration changes, and only then', () => {
-    const hash = (m: OnnxModel) => desiredObjects(m, defaults).deployment.spec!.template.metadata!.annotations!['serving.onnxoperator.dev/config-hash'];
+    const hash = (m: OnnxModel) =>
+      desiredObjects(m, defaults).deployment.spec!.template.metadata!.annotations![
+        'serving.onnxoperator.dev/config-hash'
+      ];
     expect(hash(model())).to.equal(hash(model()));
     expect(hash(model({ modelUri: 'gs://b/v2.onnx' }))).to.not.equal(hash(model()));
     expect(hash(model({ replicas: 3 }))).to.equal(hash(model()));

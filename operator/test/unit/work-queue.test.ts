@@ -24,7 +24,9 @@ describe('work queue', () => {
 
   it('backs off exponentially per key and resets on forget', () => {
     const q = new WorkQueue({ baseDelayMs: 10, maxDelayMs: 50 });
-    expect([q.addRateLimited('a'), q.addRateLimited('a'), q.addRateLimited('a'), q.addRateLimited('a')]).to.deep.equal([10, 20, 40, 50]);
+    expect([q.addRateLimited('a'), q.addRateLimited('a'), q.addRateLimited('a'), q.addRateLimited('a')]).to.deep.equal([
+      10, 20, 40, 50,
+    ]);
     expect(q.addRateLimited('b')).to.equal(10);
     q.forget('a');
     expect(q.addRateLimited('a')).to.equal(10);

@@ -3,7 +3,13 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { COLOR_LABELS, IMAGENET_MEAN, IMAGENET_STD, colorClassifier, type ColorClassifierOptions } from '../color-classifier.js';
+import {
+  COLOR_LABELS,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  colorClassifier,
+  type ColorClassifierOptions,
+} from '../color-classifier.js';
 import { ensureModels, type ModelPaths } from '../generate.js';
 import { countParameters, decodeModel, encodeModel } from '../onnx-builder.js';
 import { resnet50Model } from '../resnet50.js';
@@ -56,7 +62,10 @@ function argmaxRows(data: Float32Array, cols: number): number[] {
   return rows;
 }
 
-async function run(bytes: Uint8Array, input: ort.Tensor): Promise<{ name: string; data: Float32Array; dims: readonly number[] }> {
+async function run(
+  bytes: Uint8Array,
+  input: ort.Tensor,
+): Promise<{ name: string; data: Float32Array; dims: readonly number[] }> {
   const session = await ort.InferenceSession.create(bytes);
   try {
     const [inName] = session.inputNames;
@@ -111,7 +120,10 @@ describe('generated models', function () {
 
   before(async function () {
     dir = await mkdtemp(join(tmpdir(), 'onnx-op-models-'));
-    paths = await ensureModels(dir, { only: ['colorNchwImagenet', 'colorNhwcKeras', 'colorNhwcUint8', 'colorLabels'], log: () => undefined });
+    paths = await ensureModels(dir, {
+      only: ['colorNchwImagenet', 'colorNhwcKeras', 'colorNhwcUint8', 'colorLabels'],
+      log: () => undefined,
+    });
   });
 
   after(async function () {
@@ -121,7 +133,12 @@ describe('generated models', function () {
   describe('ensureModels', function () {
     it('writes the requested files, no temp leftovers, and the labels file', async function () {
       const files = (await readdir(dir)).sort();
-      expect(files).to.deep.equal(['color-labels.txt', 'color-nchw-imagenet.onnx', 'color-nhwc-keras.onnx', 'color-nhwc-uint8.onnx']);
+      expect(files).to.deep.equal([
+        'color-labels.txt',
+        'color-nchw-imagenet.onnx',
+        'color-nhwc-keras.onnx',
+        'color-nhwc-uint8.onnx',
+      ]);
       expect(await readFile(paths.colorLabels, 'utf8')).to.equal('red\ngreen\nblue\n');
       expect(paths.resnet50).to.equal(join(dir, 'resnet50.onnx'));
     });
@@ -136,7 +153,14 @@ describe('generated models', function () {
     });
 
     it('is deterministic', async function () {
-      const again = colorClassifier({ layout: 'NHWC', dtype: 'uint8', dynamicBatch: true, output: 'logits', embedLabels: true, normalization: 'none' });
+      const again = colorClassifier({
+        layout: 'NHWC',
+        dtype: 'uint8',
+        dynamicBatch: true,
+        output: 'logits',
+        embedLabels: true,
+        normalization: 'none',
+      });
       expect(Buffer.compare(Buffer.from(again), await readFile(paths.colorNhwcUint8))).to.equal(0);
     });
   });
@@ -187,7 +211,12 @@ describe('generated models', function () {
 
       if (c.dynamicBatch) {
         it('handles batch > 1', async function () {
-          const imgs = [halves(BLUE, PURE_RED), halves(RED, PURE_BLUE), halves(GREEN, PURE_BLUE), halves(RED, PURE_BLUE)];
+          const imgs = [
+            halves(BLUE, PURE_RED),
+            halves(RED, PURE_BLUE),
+            halves(GREEN, PURE_BLUE),
+            halves(RED, PURE_BLUE),
+          ];
           const out = await run(bytes, toTensor(imgs, c.enc));
           expect(out.dims).to.deep.equal([4, 3]);
           expect(argmaxRows(out.data, 3)).to.deep.equal([2, 0, 1, 0]);
@@ -213,7 +242,14 @@ describe('generated models', function () {
 
     it('rejects imagenet normalization on uint8', function () {
       expect(() =>
-        colorClassifier({ layout: 'NCHW', dtype: 'uint8', dynamicBatch: true, output: 'logits', embedLabels: false, normalization: 'imagenet' }),
+        colorClassifier({
+          layout: 'NCHW',
+          dtype: 'uint8',
+          dynamicBatch: true,
+          output: 'logits',
+          embedLabels: false,
+          normalization: 'imagenet',
+        }),
       ).to.throw(/float32/);
     });
   });
@@ -250,10 +286,14 @@ describe('generated models', function () {
       const plain = resnet50Model({ seed: 7, dynamicBatch: true });
       const keras = resnet50Model({ seed: 7, dynamicBatch: true, keras: true });
       // The network's weights are byte-identical; the Keras one only adds the preprocessing constants.
-      const weights = (m: typeof plain) => new Map((m.graph?.initializer ?? []).map((t) => [t.name!, Buffer.from(t.rawData!).toString('base64')]));
+      const weights = (m: typeof plain) =>
+        new Map((m.graph?.initializer ?? []).map((t) => [t.name!, Buffer.from(t.rawData!).toString('base64')]));
       const kerasWeights = weights(keras);
       for (const [name, data] of weights(plain)) expect(kerasWeights.get(name), name).to.equal(data);
-      expect([...kerasWeights.keys()].filter((k) => !weights(plain).has(k)).sort()).to.deep.equal(['preprocess.mean', 'preprocess.scale']);
+      expect([...kerasWeights.keys()].filter((k) => !weights(plain).has(k)).sort()).to.deep.equal([
+        'preprocess.mean',
+        'preprocess.scale',
+      ]);
 
       const [a, b] = await Promise.all([plain, keras].map((m) => ort.InferenceSession.create(encodeModel(m))));
       try {
@@ -268,11 +308,16 @@ describe('generated models', function () {
         const chw = new Float32Array(hwc.length);
         for (let n = 0; n < batch; n++) {
           for (let i = 0; i < plane; i++) {
-            for (let c = 0; c < 3; c++) chw[n * 3 * plane + c * plane + i] = (hwc[(n * plane + i) * 3 + c]! / 255 - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!;
+            for (let c = 0; c < 3; c++)
+              chw[n * 3 * plane + c * plane + i] =
+                (hwc[(n * plane + i) * 3 + c]! / 255 - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!;
           }
         }
-        const logits = (await a!.run({ input: new ort.Tensor('float32', chw, [batch, 3, side, side]) }))['logits']!.data as Float32Array;
-        const probs = (await b!.run({ image_input: new ort.Tensor('float32', hwc, [batch, side, side, 3]) }))['predictions']!;
+        const logits = (await a!.run({ input: new ort.Tensor('float32', chw, [batch, 3, side, side]) }))['logits']!
+          .data as Float32Array;
+        const probs = (await b!.run({ image_input: new ort.Tensor('float32', hwc, [batch, side, side, 3]) }))[
+          'predictions'
+        ]!;
         expect(probs.dims).to.deep.equal([batch, 1000]);
         const p = probs.data as Float32Array;
         for (let n = 0; n < batch; n++) {
