@@ -1,13 +1,17 @@
 // ESLint with typescript-eslint's type-aware rules (floating and misused promises,
 // unused code, unsafe any), run by `npm run lint` and CI over every TypeScript file.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '**/*.js', '**/*.mjs'] },
+  { ignores: ['dist/**', 'node_modules/**', '**/*.mjs', '**/*.js', '!inference-server/page/*.js'] },
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
+  // The browser page's script: plain JavaScript, no types to check.
+  { files: ['inference-server/page/*.js'], languageOptions: { globals: globals.browser, sourceType: 'module' } },
+  ...tseslint.configs.recommendedTypeChecked.map((c) => ({ ...c, files: ['**/*.ts'] })),
   {
+    files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Router } from 'express';
-import { FAVICON_SVG } from './page/favicon.svg.js';
-import { INDEX_HTML } from './page/index.html.js';
-import { PAGE_CSS } from './page/page.css.js';
-import { PAGE_JS } from './page/page.js.js';
+
+/**
+ * The page's files: inference-server/page/ of the repository or the image, resolved from the
+ * compiled file (dist/inference-server/src/http/) like the bundled model.
+ */
+const PAGE_DIR = new URL('../../../../inference-server/page/', import.meta.url);
+const pageFile = (name: string) => readFileSync(new URL(name, PAGE_DIR), 'utf8');
 
 /**
  * Only this origin's files; images also from blob: (the preview) and data:. No inline script or
@@ -38,19 +42,18 @@ export function escapeHtml(text: string): string {
 
 /**
  * GET / : a small browser page to try the model (pick, drop or paste an image; see the top 5 and
- * the latency). It uses only the public API. The files are built once, here, from TypeScript
- * strings, so they ship in dist/ and the container image with no copy step.
+ * the latency). It uses only the public API. The files are read once, when the router is made;
+ * {{MODEL_NAME}} in index.html is replaced, HTML-escaped.
  */
 export function pageRouter(modelName: string): Router {
-  const html = INDEX_HTML.replaceAll('{{MODEL_NAME_URL}}', escapeHtml(encodeURIComponent(modelName))).replaceAll(
-    '{{MODEL_NAME}}',
-    escapeHtml(modelName),
-  );
+  const html = pageFile('index.html')
+    .replaceAll('{{MODEL_NAME_URL}}', escapeHtml(encodeURIComponent(modelName)))
+    .replaceAll('{{MODEL_NAME}}', escapeHtml(modelName));
   const assets: [string, Asset][] = [
     ['/', asset(html, 'text/html; charset=utf-8')],
-    ['/page.css', asset(PAGE_CSS, 'text/css; charset=utf-8')],
-    ['/page.js', asset(PAGE_JS, 'text/javascript; charset=utf-8')],
-    ['/favicon.svg', asset(FAVICON_SVG, 'image/svg+xml')],
+    ['/page.css', asset(pageFile('page.css'), 'text/css; charset=utf-8')],
+    ['/page.js', asset(pageFile('page.js'), 'text/javascript; charset=utf-8')],
+    ['/favicon.svg', asset(pageFile('favicon.svg'), 'image/svg+xml')],
   ];
   const router = Router();
   for (const [path, file] of assets) {

@@ -1,7 +1,6 @@
-// The page's script, served at /page.js as an ES module (see index.html.ts for why it is a
-// TypeScript string). Plain browser JavaScript, no build step; it uses only the public HTTP API.
-// Kept free of backticks and dollar-brace so the String.raw template below holds it verbatim.
-export const PAGE_JS = String.raw`'use strict';
+// The page's script, served at /page.js as an ES module: plain browser JavaScript, no build
+// step, using only the public HTTP API (linted by npm run lint with the browser's globals).
+'use strict';
 
 const MAX_ROWS = 5;
 const byId = (id) => document.getElementById(id);
@@ -145,7 +144,8 @@ el.preview.addEventListener('load', () => {
 });
 el.preview.addEventListener('error', () => {
   // A format the browser cannot show (TIFF, say) may still be one the server reads.
-  if (el.preview.getAttribute('src')) noPreview('This browser cannot preview the image; it is still sent to the server');
+  if (el.preview.getAttribute('src'))
+    noPreview('This browser cannot preview the image; it is still sent to the server');
 });
 
 el.file.addEventListener('change', () => {
@@ -217,8 +217,18 @@ function showError(status, message) {
   el.results.replaceChildren();
   el.latency.hidden = true;
   el.status.textContent = 'No result.';
-  const title = status === 415 ? 'The server cannot read this file' : status === 413 ? 'The file is too large' : status === 503 ? 'The server is busy or still loading the model' : 'The request failed';
-  el.error.replaceChildren(node('strong', '', title + (status ? ' (HTTP ' + status + ')' : '')), node('span', 'error-message', message));
+  const title =
+    status === 415
+      ? 'The server cannot read this file'
+      : status === 413
+        ? 'The file is too large'
+        : status === 503
+          ? 'The server is busy or still loading the model'
+          : 'The request failed';
+  el.error.replaceChildren(
+    node('strong', '', title + (status ? ' (HTTP ' + status + ')' : '')),
+    node('span', 'error-message', message),
+  );
   el.error.hidden = false;
 }
 
@@ -305,4 +315,3 @@ async function classify(file, retried) {
 }
 
 loadInfo(0);
-`;
