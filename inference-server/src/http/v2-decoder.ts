@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { InvalidImage, InvalidRequest, TooLarge, UnsupportedMedia, asError } from '../errors.js';
+import { InvalidImage, InvalidRequest, NotReady, TooLarge, UnsupportedMedia, asError } from '../errors.js';
 import { decodeInferBody, type DecodedInput, type DecodedRequest } from './v2-codec.js';
 
 /**
@@ -106,12 +106,15 @@ export class V2Decoder {
     });
   }
 
-  /** Ends the worker; later bodies decode inline. */
+  /** Ends the worker; bodies it held or queued are refused as the server stops, later ones decode inline. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
     const worker = this.worker;
     this.worker = undefined;
+    const stopping = new NotReady('the server is shutting down; retry on another replica', 1);
+    for (const pending of [...(this.current ? [this.current] : []), ...this.queue.splice(0)]) pending.reject(stopping);
+    this.current = undefined;
     if (worker) await worker.terminate();
   }
 

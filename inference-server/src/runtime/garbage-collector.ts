@@ -25,8 +25,6 @@ export function exposeGc(): () => void {
 export class GarbageCollector {
   private pending = 0;
   private timer: NodeJS.Timeout | undefined;
-  /** Collections run so far (metrics, tests). */
-  collections = 0;
 
   constructor(
     private readonly collect: () => void = exposeGc(),
@@ -40,7 +38,6 @@ export class GarbageCollector {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.pending = 0;
-      this.collections++;
       this.collect();
     }, this.delayMs);
     this.timer.unref();

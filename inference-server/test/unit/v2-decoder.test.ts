@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { InvalidRequest, TooLarge } from '../../src/errors.js';
+import { InvalidRequest, NotReady, TooLarge } from '../../src/errors.js';
 import { decodeInferBody, MAX_JSON_DEPTH, parseCostBytes, scanJson } from '../../src/http/v2-codec.js';
 import { INLINE_JSON_BYTES, V2Decoder } from '../../src/http/v2-decoder.js';
 
@@ -115,6 +115,16 @@ describe('v2 decoder: large bodies on a worker thread', function () {
       /about 1[0-9]{2} MiB, over the 64 MiB allowed; send the tensor with the binary tensor extension/,
     );
     expect((await decoder.decode(jsonRequest(20_000), undefined)).inputs[0]!.data.length).to.equal(20_000);
+  });
+
+  it('refuses the bodies it holds or queues when closed, then decodes inline', async () => {
+    const held = [decoder.decode(jsonRequest(200_000), undefined), decoder.decode(jsonRequest(20_000), undefined)].map(
+      rejection,
+    );
+    await decoder.close();
+    for (const err of await Promise.all(held)) expect(err).to.be.instanceOf(NotReady);
+    expect((await decoder.decode(jsonRequest(20_000), undefined)).inputs[0]!.data.length).to.equal(20_000);
+    expect(decoder.workerRunning).to.equal(false);
   });
 
   it('ends an idle worker (returning its heap) and starts one again when needed', async () => {
