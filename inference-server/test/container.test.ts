@@ -20,6 +20,8 @@ import { postForm } from './helpers/server.js';
 import { freePort } from '../../scripts/testkit/free-port.js';
 import { IMAGE_BUILD_TIMEOUT_MS, parseExports, repoRoot, run, sleep, tail, type Run } from './helpers/podman.js';
 
+/** 452 MB today; the issue's target is 250 MB (a slimmer base, no operator dependencies): lower it as they land. */
+const IMAGE_SIZE_BOUND_MB = 470;
 describe('container image: onnx-inference-server (Dockerfile.server, podman)', function () {
   this.timeout(120_000);
 
@@ -133,6 +135,20 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
     expect(await podmanOk(['exec', container!, 'cat', '/proc/1/cmdline'])).to.match(
       /^node\0dist\/inference-server\/src\/main\.js/,
     );
+  });
+
+  it(`stays under ${IMAGE_SIZE_BOUND_MB} MB uncompressed (onnxruntime's other platforms pruned)`, async () => {
+    const bytes = Number((await podmanOk(['image', 'inspect', '--format', '{{.Size}}', image])).trim());
+    expect(bytes / 1e6, 'image size, MB').to.be.below(IMAGE_SIZE_BOUND_MB);
+    const bins = await podmanOk([
+      'run',
+      '--rm',
+      '--entrypoint',
+      'ls',
+      image,
+      'node_modules/onnxruntime-node/bin/napi-v6',
+    ]);
+    expect(bins.trim().split(/\s+/)).to.deep.equal(['linux']);
   });
 
   it('allocates with jemalloc (glibc malloc kept large refused bodies resident)', async () => {
