@@ -3,7 +3,7 @@
  * the seed's request, starting our server, a process tree's CPU and memory from
  * /proc, the autocannon closed loop and the Locust runner.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,6 +45,11 @@ export function multipart(image: Buffer, opts: { postProcess?: boolean } = {}): 
 export interface Server {
   url: string;
   pid: number;
+  child: ChildProcess;
+  /** The server's log less its access log (one line per request): the lifecycle lines, parsed. */
+  logs: Record<string, unknown>[];
+  /** The exit code (null after a signal), once the process has exited. */
+  exited: Promise<number | null>;
   stop: () => Promise<void>;
 }
 
@@ -100,33 +105,31 @@ export async function startServer(
 ): Promise<Server> {
   const env: NodeJS.ProcessEnv = { ...baseEnv, MODEL_URI: modelPath, PORT: '0', HOST: '127.0.0.1', ...knobs };
   const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.on('exit', () => {
-      exited = true;
-      resolve();
+  let done = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      done = true;
+      resolve(code);
     }),
   );
+  const logs: Record<string, unknown>[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     let pending = '';
-    let found = false;
-    // Keep reading (and dropping) the access log after 'listening', or the server would block on a full pipe.
+    // Read the whole log (a full pipe would block the server), but parse only what is not the access log.
     child.stdout.on('data', (chunk: Buffer) => {
-      if (found) return;
       pending += chunk.toString('utf8');
       const lines = pending.split('\n');
       pending = lines.pop()!;
       for (const line of lines) {
-        let entry: { msg?: string; url?: string };
+        if (line.includes('"msg":"request"')) continue;
+        let entry: Record<string, unknown>;
         try {
-          entry = JSON.parse(line) as { msg?: string; url?: string };
+          entry = JSON.parse(line) as Record<string, unknown>;
         } catch {
           continue;
         }
-        if (entry.msg === 'listening' && entry.url) {
-          found = true;
-          resolve(entry.url);
-        }
+        logs.push(entry);
+        if (entry.msg === 'listening' && typeof entry.url === 'string') resolve(entry.url);
       }
     });
     child.on('error', reject);
@@ -138,15 +141,18 @@ export async function startServer(
       () => 0,
     )) !== 200
   ) {
-    if (exited) throw new Error('server exited before it was ready');
+    if (done) throw new Error('server exited before it was ready');
     await sleep(100);
   }
   return {
     url,
     pid: child.pid!,
+    child,
+    logs,
+    exited,
     stop: async () => {
-      if (!exited) child.kill('SIGTERM');
-      await exit;
+      if (!done) child.kill('SIGTERM');
+      await exited;
     },
   };
 }

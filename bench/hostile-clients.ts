@@ -22,14 +22,23 @@
  * The model is the ResNet-50-shaped one (bench's slow model), the request the
  * seed's (a 224×224 JPEG to /predict/image).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ensureModels } from '../scripts/models/generate.js';
-import { closedLoop, multipart, neutralEnv, serverMain, sleep, type Payload } from './harness.js';
+import {
+  closedLoop,
+  multipart,
+  neutralEnv,
+  sleep,
+  startServer,
+  treeMemory,
+  type Payload,
+  type Server,
+} from './harness.js';
 import { describeMachine } from './machine.js';
 import { seedImage } from './pipeline.js';
 
@@ -41,61 +50,14 @@ const ALL_PHASES = ['memory', 'slowloris', 'storm', 'drain'] as const;
 /** HOSTILE_PHASES=storm,drain runs only those (results are then printed, not written). */
 const PHASES = new Set((process.env.HOSTILE_PHASES ?? ALL_PHASES.join(',')).split(',').map((p) => p.trim()));
 
-// ---------------------------------------------------------------- the server, with its log
+// ---------------------------------------------------------------- the server
 
-interface Running {
-  url: string;
-  pid: number;
-  child: ChildProcess;
-  logs: Record<string, unknown>[];
-  exited: Promise<number | null>;
-}
+/** The server as shipped (only the neutral environment, then `env`), with its lifecycle log. */
+const start = (modelPath: string, env: Record<string, string>): Promise<Server> =>
+  startServer(modelPath, env, neutralEnv());
 
-async function start(modelPath: string, env: NodeJS.ProcessEnv): Promise<Running> {
-  const child = spawn(process.execPath, [serverMain()], {
-    env: { ...neutralEnv(), MODEL_URI: modelPath, PORT: '0', HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const logs: Record<string, unknown>[] = [];
-  let pending = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    pending += chunk.toString('utf8');
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      try {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        // The access log is dropped: only the lifecycle lines are kept.
-        if (entry.msg !== 'request') logs.push(entry);
-      } catch {
-        // not JSON
-      }
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (;;) {
-    const listening = logs.find((l) => l.msg === 'listening');
-    if (
-      listening &&
-      (await fetch(`${String(listening.url)}/v2/health/ready`).then(
-        (r) => r.status,
-        () => 0,
-      )) === 200
-    ) {
-      return { url: String(listening.url), pid: child.pid!, child, logs, exited };
-    }
-    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}) before it was ready`);
-    await sleep(100);
-  }
-}
-
-async function stop(server: Running): Promise<void> {
-  if (server.child.exitCode === null) server.child.kill('SIGTERM');
-  await server.exited;
-}
-
-const rssMiB = (pid: number): number =>
-  Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+/** The server's resident memory (its workers are threads: one process). */
+const rssMiB = (pid: number): number => treeMemory(pid).rssMiB;
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
 // ---------------------------------------------------------------- the health probe, in its own process
@@ -188,7 +150,7 @@ interface MemoryRun {
   probe: ProbeResult;
 }
 
-async function memoryAfterAbuse(modelPath: string, allocator: string, env: NodeJS.ProcessEnv): Promise<MemoryRun> {
+async function memoryAfterAbuse(modelPath: string, allocator: string, env: Record<string, string>): Promise<MemoryRun> {
   const server = await start(modelPath, env);
   const meta = (await (
     await fetch(`${server.url}/v2/models/${String(server.logs.find((l) => l.model)?.model)}`)
@@ -228,7 +190,7 @@ async function memoryAfterAbuse(modelPath: string, allocator: string, env: NodeJ
   await sleep(10_000);
   clearInterval(sampler);
   const run = { allocator, startMiB, peakMiB: peak, afterIdleMiB: rssMiB(server.pid), statuses, probe: probeResult };
-  await stop(server);
+  await server.stop();
   return run;
 }
 
@@ -293,7 +255,7 @@ function trickle(
   return Promise.all(Array.from({ length: n }, one)).then(() => ({ answers, slowestMs }));
 }
 
-async function slowloris(server: Running, payload: Payload, goodAloneRps: number): Promise<SlowResult[]> {
+async function slowloris(server: Server, payload: Payload, goodAloneRps: number): Promise<SlowResult[]> {
   const port = Number(new URL(server.url).port);
   const results: SlowResult[] = [];
   const n = 256;
@@ -344,7 +306,7 @@ interface StormResult {
   probe: ProbeResult;
 }
 
-async function disconnectStorm(server: Running, payload: Payload): Promise<StormResult> {
+async function disconnectStorm(server: Server, payload: Payload): Promise<StormResult> {
   const port = Number(new URL(server.url).port);
   const seconds = 10;
   const fdsBefore = fds(server.pid);
@@ -499,7 +461,7 @@ async function main(): Promise<void> {
   const machine = describeMachine();
   process.stderr.write(`bench:hostile on ${machine.cpuModel} (${machine.cores} cores)\n`);
 
-  const allocators: [string, NodeJS.ProcessEnv][] = [
+  const allocators: [string, Record<string, string>][] = [
     ['glibc malloc (npm start)', {}],
     ['glibc, MALLOC_ARENA_MAX=2', { MALLOC_ARENA_MAX: '2' }],
     ['jemalloc (the image)', { LD_PRELOAD: JEMALLOC, MALLOC_CONF: IMAGE_MALLOC_CONF }],
@@ -518,7 +480,7 @@ async function main(): Promise<void> {
   const aloneRps = Math.round(alone.requestsPerSecond * 10) / 10;
   const slow = PHASES.has('slowloris') ? await slowloris(server, payload, aloneRps) : [];
   const storm = PHASES.has('storm') ? await disconnectStorm(server, payload) : undefined;
-  await stop(server);
+  await server.stop();
 
   let drain: DrainResult | undefined;
   if (PHASES.has('drain')) {
