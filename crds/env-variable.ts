@@ -34,16 +34,29 @@ export const raw = (env: Env, name: string): string | undefined => {
 };
 const code = (v: string | number) => `\`${v}\``;
 
+interface IntegerBounds {
+  min: number;
+  max?: number;
+  doc: string;
+  shownDefault?: string;
+}
+
+/** A set integer variable's value, or an error naming it and its bounds. */
+function parseInteger(env: Env, name: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(
+      `${name}=${env[name]}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `between ${min} and ${max}`}`,
+    );
+  }
+  return n;
+}
+
 /** An integer variable between min and max, with a default that may depend on the context. */
 export function integer(
   name: string,
   fallback: number | ((ctx: EnvContext) => number),
-  {
-    min,
-    max = Number.MAX_SAFE_INTEGER,
-    doc,
-    shownDefault,
-  }: { min: number; max?: number; doc: string; shownDefault?: string },
+  { min, max = Number.MAX_SAFE_INTEGER, doc, shownDefault }: IntegerBounds,
 ): ServerVariable<number> {
   return {
     name,
@@ -51,20 +64,29 @@ export function integer(
     shownDefault: shownDefault ?? code(fallback as number),
     read(env, ctx) {
       const text = raw(env, name);
-      if (text === undefined) {
-        if (typeof fallback === 'number') return fallback;
-        if (ctx === undefined) throw new Error(`${name}: its default depends on the container; read it with a context`);
-        return fallback(ctx);
-      }
-      const n = Number(text);
-      if (!Number.isInteger(n) || n < min || n > max) {
-        throw new Error(
-          `${name}=${env[name]}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `between ${min} and ${max}`}`,
-        );
-      }
-      return n;
+      if (text !== undefined) return parseInteger(env, name, text, min, max);
+      if (typeof fallback === 'number') return fallback;
+      if (ctx === undefined) throw new Error(`${name}: its default depends on the container; read it with a context`);
+      return fallback(ctx);
     },
     write: String,
+  };
+}
+
+/** An integer variable between min and max that may be left unset (then undefined: the feature is off). */
+export function optionalInteger(
+  name: string,
+  { min, max = Number.MAX_SAFE_INTEGER, doc, shownDefault = 'unset' }: IntegerBounds,
+): ServerVariable<number | undefined> {
+  return {
+    name,
+    doc,
+    shownDefault,
+    read(env) {
+      const text = raw(env, name);
+      return text === undefined ? undefined : parseInteger(env, name, text, min, max);
+    },
+    write: (v) => (v === undefined ? '' : String(v)),
   };
 }
 

@@ -9,7 +9,7 @@
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { integer, raw, text, type Env, type EnvContext, type ServerVariable } from './env-variable.js';
+import { integer, optionalInteger, raw, text, type Env, type EnvContext, type ServerVariable } from './env-variable.js';
 
 export type { Env, EnvContext, ServerVariable };
 
@@ -91,17 +91,10 @@ export const SERVER_ENV = {
     },
     write: String,
   } satisfies ServerVariable<number | 'auto'>,
-  maxInFlight: {
-    name: 'MAX_IN_FLIGHT',
-    shownDefault: 'unset',
+  maxInFlight: optionalInteger('MAX_IN_FLIGHT', {
+    min: 1,
     doc: 'opt-in cap on images queued or running (a v2 batch of N counts N); unset, only the memory bound applies',
-    read(env: Env, ctx?: EnvContext): number | undefined {
-      return raw(env, 'MAX_IN_FLIGHT') === undefined
-        ? undefined
-        : integer('MAX_IN_FLIGHT', 1, { min: 1, doc: '' }).read(env, ctx);
-    },
-    write: (v: number | undefined) => String(v ?? ''),
-  } satisfies ServerVariable<number | undefined>,
+  }),
   maxQueueMs: {
     name: 'MAX_QUEUE_MS',
     shownDefault: '`0` (off)',
