@@ -28,6 +28,8 @@ import {
 import { freePort } from '../../scripts/testkit/free-port.js';
 
 const CRD_NAME = 'onnxmodels.serving.onnxoperator.dev';
+/** About 107 MB (distroless root, one bundled file): the bound keeps it from creeping back. */
+const IMAGE_SIZE_BOUND_MB = 120;
 
 type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -183,7 +185,26 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
     expect(synced.namespace).to.equal(namespace);
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(ready.status).to.equal(200);
-    expect(await podmanOk(['exec', container!, 'id', '-u'])).to.equal('1000');
+    // No shell in the image: node reads its own uid.
+    expect(
+      await podmanOk(['exec', container!, 'node', '-e', 'process.stdout.write(String(process.getuid()))']),
+    ).to.equal('1000');
+  });
+
+  it(`stays under ${IMAGE_SIZE_BOUND_MB} MB uncompressed: node, its libraries and one bundled file`, async () => {
+    const bytes = Number(await podmanOk(['image', 'inspect', '--format', '{{.Size}}', image]));
+    expect(bytes / 1e6, 'image size, MB').to.be.below(IMAGE_SIZE_BOUND_MB);
+    const present = JSON.parse(
+      await podmanOk([
+        'exec',
+        container!,
+        'node',
+        '-e',
+        'process.stdout.write(JSON.stringify(["/bin/sh", "/usr/local/bin/npm", "node_modules", "dist/crds"]' +
+          '.filter((p) => fs.existsSync(p))))',
+      ]),
+    ) as string[];
+    expect(present, "the server's packages, npm or a shell in the operator image").to.deep.equal([]);
   });
 
   it('turns an OnnxModel (config/samples/minimal.yaml) into a Deployment of the server image', async function () {
