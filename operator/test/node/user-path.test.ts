@@ -420,15 +420,30 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     // The kubelet restarts the server with back-off (10 s, 20 s, 40 s, …): the next start finds the object.
     for (const name of ['missing', 'corrupt']) {
       await settled(name, 1, 8 * 60_000);
-      const { stdout } = await curl('curl', [
-        '-sS',
-        '--fail-with-body',
-        '--max-time',
-        '60',
-        '-F',
-        `image_file=@${join(PHOTOS, 'chelsea.jpg')}`,
-        await clusterIpUrl(name),
-      ]);
+      // kube-proxy writes the Service's rules after the pod turns Ready (at most one sync period, 1 s, later):
+      // until then the ClusterIP refuses connections, as it would for any Deployment. Only that (curl's exit 7)
+      // is tried again; any answer, and any other failure, counts.
+      const url = await clusterIpUrl(name);
+      const classify = () =>
+        curl('curl', [
+          '-sS',
+          '--fail-with-body',
+          '--max-time',
+          '60',
+          '-F',
+          `image_file=@${join(PHOTOS, 'chelsea.jpg')}`,
+          url,
+        ]);
+      let answer: { stdout: string } | undefined;
+      for (let attempt = 1; !answer; attempt++) {
+        try {
+          answer = await classify();
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== 7 || attempt === 20) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      const { stdout } = answer;
       expect(accepted).to.include((JSON.parse(stdout) as Seed).Label);
     }
   });
