@@ -205,6 +205,15 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
       ]),
     ) as string[];
     expect(present, "the server's packages, npm or a shell in the operator image").to.deep.equal([]);
+    // Bundling drops the packages' LICENSE files: their texts travel in one file instead.
+    const licences = await podmanOk([
+      'exec',
+      container!,
+      'node',
+      '-e',
+      'process.stdout.write(fs.readFileSync("THIRD_PARTY_LICENSES"))',
+    ]);
+    expect(licences).to.include('@kubernetes/client-node@').and.include('Apache License');
   });
 
   it('turns an OnnxModel (config/samples/minimal.yaml) into a Deployment of the server image', async function () {
