@@ -231,7 +231,10 @@ interface Seen {
   containerId: string;
 }
 
-/** Polls the model's pod (kubectl, every 100 ms) until Ready (with a container other than `previousContainer`), noting when it was bound and Ready. */
+/**
+ * Polls the model's pod (kubectl, every 100 ms) until Ready (with a container other than `previousContainer`),
+ * noting when it was bound and Ready.
+ */
 async function watchPod(
   cluster: NodeCluster,
   ns: string,

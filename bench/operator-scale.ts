@@ -99,7 +99,10 @@ const round = (n: number | null, digits = 2) => (n === null ? null : Number(n.to
 
 // ------------------------------------------------------------------ API client
 
-/** Lists `path` with the operator's own client; only the metadata when counting (a tenth of the bytes, so polling weighs little on the apiserver). */
+/**
+ * Lists `path` with the operator's own client; only the metadata when counting (a tenth of the bytes, so polling
+ * weighs little on the apiserver).
+ */
 async function list<T>(
   api: KubeRest,
   path: string,
@@ -306,7 +309,10 @@ interface PhaseResult {
   /** The last reconcile seen before the operator went quiet (queue empty, no reconcile for BENCH_QUIET_SECONDS). */
   lastReconcileMs: number | null;
   quiet: boolean;
-  /** Reconciles done when every status had been written (the rest follow the controller-manager's updates of the children). */
+  /**
+   * Reconciles done when every status had been written (the rest follow the controller-manager's updates of the
+   * children).
+   */
   reconcilesAtConvergence: number | null;
   reconciles: { success: number; error: number };
   retries: number;
@@ -316,7 +322,10 @@ interface PhaseResult {
   final: Sample;
   progress: Sample[];
   apiRequests?: AuditSummary;
-  /** kube-controller-manager's requests in the same window (ReplicaSets, pods, Deployment status: what re-triggers the operator). */
+  /**
+   * kube-controller-manager's requests in the same window (ReplicaSets, pods, Deployment status: what re-triggers the
+   * operator).
+   */
   controllerManagerRequests?: AuditSummary;
 }
 

@@ -641,7 +641,10 @@ async function main(): Promise<void> {
       },
       raw: { secondsPerPoint: RAW_SECONDS, threads: effectiveCpus() },
     },
-    /** Our server inherits only these variables of the bench's environment (plus MODEL_URI, PORT, HOST); the peers the same plus their own. */
+    /**
+     * Our server inherits only these variables of the bench's environment (plus MODEL_URI, PORT, HOST); the peers the
+     * same plus their own.
+     */
     inheritedEnv: Object.keys(neutralEnv()),
     env: {
       BENCH_SECONDS: SECONDS,

@@ -53,7 +53,10 @@ export interface BatchingSpec {
  * up to the memory bound; these fields opt into refusing earlier.
  */
 export interface AdmissionSpec {
-  /** Opt-in cap on images queued or running in each pod, 1-10000 (a v2 request of N images counts N); past it, 503 + Retry-After. */
+  /**
+   * Opt-in cap on images queued or running in each pod, 1-10000 (a v2 request of N images counts N); past it,
+   * 503 + Retry-After.
+   */
   maxInFlight?: number;
   /**
    * SLO mode: a queue budget in milliseconds (0-600000). Each pod holds only as many images as

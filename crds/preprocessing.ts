@@ -14,7 +14,9 @@ export type ChannelOrder = (typeof CHANNEL_ORDERS)[number];
 export const LAYOUTS = ['NCHW', 'NHWC'] as const;
 export type Layout = (typeof LAYOUTS)[number];
 
-/** `auto`: ImageNet mean/std for float NCHW models (PyTorch convention), raw 0–255 otherwise (Keras/TF convention). */
+/**
+ * `auto`: ImageNet mean/std for float NCHW models (PyTorch convention), raw 0–255 otherwise (Keras/TF convention).
+ */
 export const NORMALIZATIONS = ['auto', 'imagenet', 'none', 'custom'] as const;
 export type Normalization = (typeof NORMALIZATIONS)[number];
 

@@ -139,7 +139,8 @@ export const SERVER_ENV = {
     max: 1000,
     doc: 'how long a lone image waits for batch-mates while the session is idle (0: batch only what queued while it was busy)',
   }),
-  // Generous: a queue of several hundred requests on a slow pod is still answered; clients that give up first are dropped from the queue.
+  // Generous: a queue of several hundred requests on a slow pod is still answered; clients that give up first are
+  // dropped from the queue.
   requestDeadlineMs: integer('REQUEST_DEADLINE_MS', 60_000, {
     min: 1,
     doc: 'a request still waiting for the model this long after it arrived is answered 504 instead of run; a request whose client has gone is dropped from the queue whatever its deadline',

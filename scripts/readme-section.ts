@@ -56,7 +56,8 @@ export function checkSection(
   const e = expected.split('\n');
   let i = 0;
   while (i < a.length && i < e.length && a[i] === e[i]) i++;
-  const base = (readme.slice(0, readme.indexOf(section.start)).match(/\n/g)?.length ?? 0) + 2; // README line of body line 0
+  // README line of body line 0
+  const base = (readme.slice(0, readme.indexOf(section.start)).match(/\n/g)?.length ?? 0) + 2;
   return {
     ok: false,
     message:

@@ -61,7 +61,10 @@ async function loadModel(config: ServerConfig, logger: Logger, signal: AbortSign
   });
 }
 
-/** The most parsing one v2 JSON body may hold: room for a MAX_TENSOR_BYTES body of ordinary numbers ("0.123," and longer). */
+/**
+ * The most parsing one v2 JSON body may hold: room for a MAX_TENSOR_BYTES body of ordinary numbers ("0.123," and
+ * longer).
+ */
 const V2_PARSE_BYTES_PER_TENSOR_BYTE = 4;
 
 /**

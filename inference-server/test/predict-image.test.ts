@@ -69,7 +69,8 @@ describe('POST /predict/image', function () {
 
   it('flattens alpha onto black instead of reading hidden colour', async () => {
     const rgba = Buffer.alloc(32 * 32 * 4);
-    for (let p = 0; p < 32 * 32; p++) rgba.set(p < 16 * 32 ? [255, 0, 0, 0] : [0, 0, 255, 255], p * 4); // transparent red on top
+    // transparent red on top
+    for (let p = 0; p < 32 * 32; p++) rgba.set(p < 16 * 32 ? [255, 0, 0, 0] : [0, 0, 255, 255], p * 4);
     const image = await sharp(rgba, { raw: { width: 32, height: 32, channels: 4 } })
       .png()
       .toBuffer();

@@ -112,7 +112,8 @@ describe('real photos through the built-in pretrained model', function () {
       };
       const container = desiredObjects(model, { serverImage: 'unused' }).deployment.spec!.template.spec!.containers[0]!;
       const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value!]));
-      // The pod's environment, plus only what stands in for the cluster: credentials (the emulator), loopback, the emptyDir.
+      // The pod's environment, plus only what stands in for the cluster: credentials (the emulator), loopback, the
+      // emptyDir.
       const proc = spawnServer({
         ...env,
         STORAGE_EMULATOR_HOST: gcs.url,

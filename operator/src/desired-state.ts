@@ -44,7 +44,10 @@ function probe(path: string, periodSeconds: number, failureThreshold: number): V
 const optional = <T>(value: T | undefined, write: (v: T) => string): string | undefined =>
   value === undefined ? undefined : write(value);
 
-/** The server's environment (crds/server-env.ts): what the spec says, then the user's own env (which wins on a name clash). */
+/**
+ * The server's environment (crds/server-env.ts): what the spec says, then the user's own env (which wins on a name
+ * clash).
+ */
 export function serverEnv(model: OnnxModel): V1EnvVar[] {
   const { spec } = model;
   const { inputSize, outputName, ...preprocessing } = spec.preprocessing ?? {};

@@ -153,7 +153,8 @@ export class LeaderElector {
       },
     };
     try {
-      await this.rest.put(path, next, this.requestTimeoutMs()); // carries metadata.resourceVersion: a concurrent writer makes this 409
+      // carries metadata.resourceVersion: a concurrent writer makes this 409
+      await this.rest.put(path, next, this.requestTimeoutMs());
       return true;
     } catch (err) {
       if (isConflict(err)) return false;

@@ -42,7 +42,10 @@ function desiredReplicas(model: OnnxModel, deployment: V1Deployment | undefined)
 const IMAGE_FAILURES = new Set(['ErrImagePull', 'ImagePullBackOff', 'ErrImageNeverPull', 'InvalidImageName']);
 const CREATE_FAILURES = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
-/** The last line of a termination message; with FallbackToLogsOnError it may be a JSON log line, whose msg is the words. */
+/**
+ * The last line of a termination message; with FallbackToLogsOnError it may be a JSON log line, whose msg is the
+ * words.
+ */
 function lastWords(message: string | undefined): string {
   const line = message?.trim().split('\n').pop()?.trim() ?? '';
   if (!line.startsWith('{')) return line;

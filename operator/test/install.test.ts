@@ -110,7 +110,10 @@ async function install(cp: ControlPlane): Promise<void> {
   await ok(cp, ['wait', '--for=condition=Established', `crd/${CRD}`, '--timeout=60s']);
 }
 
-/** A kubeconfig for the same server and CA as the admin's, authenticating with a token minted for the operator's service account. */
+/**
+ * A kubeconfig for the same server and CA as the admin's, authenticating with a token minted for the operator's
+ * service account.
+ */
 async function serviceAccountKubeconfig(cp: ControlPlane, dir: string): Promise<string> {
   const token = (await ok(cp, ['create', 'token', SA, '-n', NS, '--duration=1h'])).trim();
   expect(token.split('.')).to.have.length(3, 'a JWT');
@@ -287,7 +290,8 @@ describe('install manifests (config/default) on a real API server', function () 
     expect(ns.metadata.labels?.['pod-security.kubernetes.io/enforce']).to.equal('restricted');
     const deployment = await getJson<Deployment>(cp, ['deployment', SA, '-n', NS]);
     expect(deployment.spec.replicas).to.equal(2);
-    // No kubelet: the pods stay Pending, but the ReplicaSet creates them (Pod Security admission would refuse them otherwise).
+    // No kubelet: the pods stay Pending, but the ReplicaSet creates them (Pod Security admission would refuse them
+    // otherwise).
     await eventually(
       async () => {
         const pods = await getJson<{ items: unknown[] }>(cp, [

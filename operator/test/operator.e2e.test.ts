@@ -230,7 +230,8 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
   describe('the samples (config/samples)', () => {
     it('kubectl get onnxmodels lists them; each gets a Deployment and Service exactly as designed', async () => {
       const { ns, op } = await setup('samples');
-      // The restricted Pod Security profile is enforced: the ReplicaSet controller can only create the pods if the template complies.
+      // The restricted Pod Security profile is enforced: the ReplicaSet controller can only create the pods if the
+      // template complies.
       await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
       await kubectl(['create', 'serviceaccount', 'resnet50-reader', '-n', ns]);
       await kubectl(['apply', '-k', SAMPLES_DIR, '-n', ns]);
@@ -469,7 +470,8 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
             const m = await getModel(ns, 'roll');
             expect(m.metadata.generation).to.equal(generation);
             expect(m.status?.observedGeneration).to.equal(generation);
-            expect(condition(m, 'Ready'), JSON.stringify(m.status)).to.include({ status: 'True' }); // the fake kubelet readies the new pods
+            // the fake kubelet readies the new pods
+            expect(condition(m, 'Ready'), JSON.stringify(m.status)).to.include({ status: 'True' });
             const rss = await replicaSets();
             const current = rss.find(
               (rs) =>
@@ -657,7 +659,8 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
         { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } },
       ]);
 
-      // The operator no longer owns spec.replicas; the HPA controller raises it to minReplicas (its sync period is 15 s).
+      // The operator no longer owns spec.replicas; the HPA controller raises it to minReplicas (its sync period is
+      // 15 s).
       const operatorOwnsReplicas = async () => {
         const d = await getJson<V1Deployment>(ns, 'deployment', 'auto', ['--show-managed-fields']);
         const ours = d.metadata!.managedFields!.find((f) => f.manager === 'onnx-operator' && f.operation === 'Apply');
@@ -1120,7 +1123,8 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
 
       const dir = await mkdtemp(join(tmpdir(), 'onnx-operator-serve-'));
       cleanups.push(() => rm(dir, { recursive: true, force: true }));
-      // The pod's env exactly, plus only what the cluster provides: GCS (credentials → emulator), the network (loopback), the emptyDir.
+      // The pod's env exactly, plus only what the cluster provides: GCS (credentials → emulator), the network
+      // (loopback), the emptyDir.
       server = spawnServer({
         ...envOf(env),
         STORAGE_EMULATOR_HOST: gcs.url,

@@ -79,7 +79,10 @@ const ARTIFACTS = {
       return bytes;
     },
   },
-  /** The same network and weights in the seed's Keras layout (image_input NHWC 0–255, preprocessing in the graph, softmax). */
+  /**
+   * The same network and weights in the seed's Keras layout (image_input NHWC 0–255, preprocessing in the graph,
+   * softmax).
+   */
   resnet50Keras: {
     file: 'resnet50-keras.onnx',
     make: (log: Log) => {

@@ -32,9 +32,15 @@ export interface ServerConfig {
   maxTensorBytes: number;
   /** Opt-in cap on images queued or running; unset, only the memory bound (maxQueueBytes) applies. */
   maxInFlight: number | undefined;
-  /** SLO mode: the accepted wait for the model, past which requests are refused at once; 'auto' sizes it from the model, 0 (the default) is off. */
+  /**
+   * SLO mode: the accepted wait for the model, past which requests are refused at once; 'auto' sizes it from the model,
+   * 0 (the default) is off.
+   */
   maxQueueMs: number | 'auto';
-  /** The memory bound on what requests in progress hold; 'auto' sizes it from the container's memory limit once the model is loaded. */
+  /**
+   * The memory bound on what requests in progress hold; 'auto' sizes it from the container's memory limit once the
+   * model is loaded.
+   */
   maxQueueBytes: number | 'auto';
   /** An upload that sends nothing for this long is answered 408. */
   uploadIdleTimeoutMs: number;
@@ -44,7 +50,9 @@ export interface ServerConfig {
   refusalsPerSecond: number;
   /** Dynamic batching (dynamic-batch models only): largest batch; 1 turns it off. */
   maxBatchSize: number;
-  /** How long a lone image may wait for batch-mates while the session is idle (0: batch only what queued while busy). */
+  /**
+   * How long a lone image may wait for batch-mates while the session is idle (0: batch only what queued while busy).
+   */
   maxQueueDelayMs: number;
   /** A request still waiting for the model this long after it arrived is answered 504. */
   requestDeadlineMs: number;

@@ -22,7 +22,10 @@ export interface AppOptions {
   v2Decoder: V2Decoder;
 }
 
-/** The Express app: request context, the seed-compatible route, the v2 protocol, metrics, the browser page at /, JSON errors. */
+/**
+ * The Express app: request context, the seed-compatible route, the v2 protocol, metrics, the browser page at /,
+ * JSON errors.
+ */
 export function createApp({
   dataPlane,
   logger,

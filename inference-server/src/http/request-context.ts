@@ -102,7 +102,8 @@ export function requestContext(logger: Logger, metrics: Metrics, refusals: Refus
       metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
       metrics.requestDuration.observe({ method: req.method, route }, seconds);
       if (typeof res.locals.refusal === 'string') metrics.rejected.inc({ reason: res.locals.refusal });
-      if (route === '/metrics' || route.startsWith('/v2/health')) return; // probes every few seconds would drown the log
+      // probes every few seconds would drown the log
+      if (route === '/metrics' || route.startsWith('/v2/health')) return;
       if (res.locals.shed === true) {
         refusals.note();
         return;

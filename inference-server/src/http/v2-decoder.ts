@@ -19,7 +19,10 @@ import { decodeInferBody, type DecodedInput, type DecodedRequest } from './v2-co
 /** A JSON part this small parses in well under a millisecond: on the event loop, without a round trip. */
 export const INLINE_JSON_BYTES = 64 * 1024;
 
-/** What a large parse is reserved per byte of JSON in the memory bound (text, parsed arrays, typed copy: 2–5× measured). */
+/**
+ * What a large parse is reserved per byte of JSON in the memory bound (text, parsed arrays, typed copy: 2–5×
+ * measured).
+ */
 const JSON_PARSE_EXPANSION = 6;
 
 /** An idle worker is ended after this long: ending it is what returns its heap. */

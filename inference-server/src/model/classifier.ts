@@ -30,7 +30,9 @@ export interface LoadOptions {
   logger: Logger;
 }
 
-/** A loaded model: what it expects and means (the classifier), and the sessions that run it (handed to the scheduler). */
+/**
+ * A loaded model: what it expects and means (the classifier), and the sessions that run it (handed to the scheduler).
+ */
 export interface LoadedModel {
   classifier: Classifier;
   sessions: WorkerSession[];

@@ -14,7 +14,10 @@
  * everything gets slower when decoding competes for the CPUs.
  */
 export interface QueueBudgetOptions {
-  /** The accepted wait before an inference starts, in ms; 'auto' = a lone image's inference time, at least MIN_AUTO_BUDGET_MS. */
+  /**
+   * The accepted wait before an inference starts, in ms; 'auto' = a lone image's inference time, at least
+   * MIN_AUTO_BUDGET_MS.
+   */
   budgetMs: number | 'auto';
   /** Batches that run side by side. */
   sessions: number;

@@ -151,7 +151,10 @@ export class Scheduler {
     );
   }
 
-  /** One image's slice of the input tensor (not reused by the caller); batched with others queued beside it. Resolves to its output row. */
+  /**
+   * One image's slice of the input tensor (not reused by the caller); batched with others queued beside it. Resolves to
+   * its output row.
+   */
   submitImage(data: Tensor, opts: JobOptions = {}): Promise<JobResult> {
     if (data.length !== this.perImage)
       throw new Error(`an image must be ${this.perImage} elements, got ${data.length}`);

@@ -19,7 +19,10 @@ async function ok(cp: ControlPlane, args: string[]): Promise<string> {
 const isReady = (pod: PodList['items'][number]) =>
   pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
-/** Reports every pod in `namespace` (matching `selector`, if given) that is not Ready yet as Running and Ready; returns how many. */
+/**
+ * Reports every pod in `namespace` (matching `selector`, if given) that is not Ready yet as Running and Ready; returns
+ * how many.
+ */
 export async function markPodsReady(cp: ControlPlane, namespace: string, selector?: string): Promise<number> {
   const pods = JSON.parse(
     await ok(cp, ['get', 'pods', '-n', namespace, '-o', 'json', ...(selector ? ['-l', selector] : [])]),
