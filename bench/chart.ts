@@ -87,21 +87,26 @@ export function renderChart(report: ChartInput): string {
     },
   ];
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="Inference server throughput and p99 latency against connections">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" ` +
+      'aria-label="Inference server throughput and p99 latency against connections">',
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold" fill="#111" ${FONT}>POST /predict/image (224×224 JPEG), autocannon, ${esc(report.machine.cpuModel)}, ${report.machine.effectiveCpus} CPUs</text>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold" fill="#111" ${FONT}>` +
+      `POST /predict/image (224×224 JPEG), autocannon, ${esc(report.machine.cpuModel)}, ` +
+      `${report.machine.effectiveCpus} CPUs</text>`,
   ];
   panels.forEach((panel, i) => {
     const left = LEFTS[i]!;
     const right = left + PANEL.width;
     out.push(
-      `<text x="${left + PANEL.width / 2}" y="${PANEL.top - 12}" text-anchor="middle" font-size="14" font-weight="bold" fill="#111" ${FONT}>${panel.title}</text>`,
+      `<text x="${left + PANEL.width / 2}" y="${PANEL.top - 12}" text-anchor="middle" font-size="14" ` +
+        `font-weight="bold" fill="#111" ${FONT}>${panel.title}</text>`,
     );
     for (const t of logTicks(panel.axis.lo, panel.axis.hi)) {
       const ty = y(panel.axis, t).toFixed(1);
       out.push(`<line x1="${left}" y1="${ty}" x2="${right}" y2="${ty}" stroke="#e2e2e2"/>`);
       out.push(
-        `<text x="${left - 6}" y="${ty}" dy="4" text-anchor="end" font-size="11" fill="#333" ${FONT}>${label(t)}</text>`,
+        `<text x="${left - 6}" y="${ty}" dy="4" text-anchor="end" font-size="11" fill="#333" ${FONT}>` +
+          `${label(t)}</text>`,
       );
     }
     for (const c of connections) {
@@ -112,20 +117,24 @@ export function renderChart(report: ChartInput): string {
       );
     }
     out.push(
-      `<rect x="${left}" y="${PANEL.top}" width="${PANEL.width}" height="${PANEL.bottom - PANEL.top}" fill="none" stroke="#888"/>`,
+      `<rect x="${left}" y="${PANEL.top}" width="${PANEL.width}" height="${PANEL.bottom - PANEL.top}" ` +
+        'fill="none" stroke="#888"/>',
     );
     out.push(
-      `<text x="${left + PANEL.width / 2}" y="${PANEL.bottom + 34}" text-anchor="middle" font-size="12" fill="#111" ${FONT}>concurrent connections</text>`,
+      `<text x="${left + PANEL.width / 2}" y="${PANEL.bottom + 34}" text-anchor="middle" font-size="12" fill="#111" ` +
+        `${FONT}>concurrent connections</text>`,
     );
     out.push(
-      `<text transform="translate(${left - 46} ${(PANEL.top + PANEL.bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="12" fill="#111" ${FONT}>${panel.unit}</text>`,
+      `<text transform="translate(${left - 46} ${(PANEL.top + PANEL.bottom) / 2}) rotate(-90)" ` +
+        `text-anchor="middle" font-size="12" fill="#111" ${FONT}>${panel.unit}</text>`,
     );
     report.models.forEach((m, mi) => {
       const color = COLORS[mi % COLORS.length]!;
       if (i === 0) {
         const ly = y(panel.axis, m.limit.imagesPerSecond).toFixed(1);
         out.push(
-          `<line x1="${left}" y1="${ly}" x2="${right}" y2="${ly}" stroke="${color}" stroke-width="1.5" stroke-dasharray="2 3"/>`,
+          `<line x1="${left}" y1="${ly}" x2="${right}" y2="${ly}" stroke="${color}" ` +
+            'stroke-width="1.5" stroke-dasharray="2 3"/>',
         );
       }
       for (const s of m.sweeps) {

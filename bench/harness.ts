@@ -30,11 +30,13 @@ export function multipart(image: Buffer, opts: { postProcess?: boolean } = {}): 
     `\r\n--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
   const body = Buffer.concat([
     Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="seed-224.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="seed-224.jpg"\r\n` +
+        'Content-Type: image/jpeg\r\n\r\n',
     ),
     image,
     Buffer.from(
-      `${field('with_resize', 'False')}${field('with_post_process', (opts.postProcess ?? true) ? 'True' : 'False')}\r\n--${boundary}--\r\n`,
+      `${field('with_resize', 'False')}${field('with_post_process', (opts.postProcess ?? true) ? 'True' : 'False')}` +
+        `\r\n--${boundary}--\r\n`,
     ),
   ]);
   return { body, contentType: `multipart/form-data; boundary=${boundary}` };

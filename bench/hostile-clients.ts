@@ -88,7 +88,8 @@ const times = [];
 let failed = 0, stopping = false;
 process.stdin.on('data', () => { stopping = true; });
 const once = () => new Promise((resolve) => {
-  const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, agent: false, headers: { connection: 'close' }, timeout: 5000 }, (res) => {
+  const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, agent: false, \
+headers: { connection: 'close' }, timeout: 5000 }, (res) => {
     res.resume();
     res.on('end', () => resolve(res.statusCode === 200));
   });
@@ -103,7 +104,8 @@ while (!stopping) {
 }
 times.sort((a, b) => a - b);
 const p = (q) => times.length ? Math.round(times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)]) : 0;
-process.stdout.write(JSON.stringify({ probes: times.length, failed, p50Ms: p(0.5), p99Ms: p(0.99), worstMs: Math.round(times.at(-1) ?? 0) }));
+process.stdout.write(JSON.stringify({ probes: times.length, failed, p50Ms: p(0.5), p99Ms: p(0.99), \
+worstMs: Math.round(times.at(-1) ?? 0) }));
 process.exit(0);
 `;
 
@@ -169,10 +171,12 @@ async function memoryAfterAbuse(modelPath: string, allocator: string, env: Recor
     statuses[key] = (statuses[key] ?? 0) + 1;
   };
   const numbers = Buffer.from(
-    `{"inputs":[{"name":"${input}","shape":[1,3,224,224],"datatype":"FP32","data":[${Array.from({ length: 5_000_000 }, () => '0.123456789').join(',')}]}]}`,
+    `{"inputs":[{"name":"${input}","shape":[1,3,224,224],"datatype":"FP32",` +
+      `"data":[${Array.from({ length: 5_000_000 }, () => '0.123456789').join(',')}]}]}`,
   );
   const nested = Buffer.from(
-    `{"inputs":[{"name":"${input}","shape":[1],"datatype":"FP32","data":${'['.repeat(5_000_000)}${']'.repeat(5_000_000)}}]}`,
+    `{"inputs":[{"name":"${input}","shape":[1],"datatype":"FP32",` +
+      `"data":${'['.repeat(5_000_000)}${']'.repeat(5_000_000)}}]}`,
   );
   const header = Buffer.from(
     JSON.stringify({
@@ -268,7 +272,9 @@ async function slowloris(server: Server, payload: Payload, goodAloneRps: number)
     },
     {
       kind: 'body' as const,
-      head: `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\nContent-Length: ${payload.body.length}\r\n\r\n`,
+      head:
+        `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\n` +
+        `Content-Length: ${payload.body.length}\r\n\r\n`,
       drip: payload.body.toString('latin1'),
       everyMs: 500,
     },
@@ -313,7 +319,8 @@ async function disconnectStorm(server: Server, payload: Payload): Promise<StormR
   const rssBeforeMiB = rssMiB(server.pid);
   const request = Buffer.concat([
     Buffer.from(
-      `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\nContent-Length: ${payload.body.length}\r\n\r\n`,
+      `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: ${payload.contentType}\r\n` +
+        `Content-Length: ${payload.body.length}\r\n\r\n`,
     ),
     payload.body,
   ]);
@@ -493,7 +500,19 @@ async function main(): Promise<void> {
   } else {
     await writeFile(
       RESULTS,
-      `${JSON.stringify({ machine, generatedAt: new Date().toISOString(), model: 'resnet50 (ResNet-50-shaped)', memory, slowloris: slow, storm, drain }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          machine,
+          generatedAt: new Date().toISOString(),
+          model: 'resnet50 (ResNet-50-shaped)',
+          memory,
+          slowloris: slow,
+          storm,
+          drain,
+        },
+        null,
+        2,
+      )}\n`,
     );
   }
 
@@ -502,20 +521,32 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|',
     ...memory.map(
       (m) =>
-        `| ${m.allocator} | ${m.startMiB} MiB | ${m.peakMiB} MiB | ${m.afterIdleMiB} MiB | ${JSON.stringify(m.statuses)} | ${m.probe.p99Ms} / ${m.probe.worstMs} ms | ${m.probe.eventLoopMaxMs} ms |`,
+        `| ${m.allocator} | ${m.startMiB} MiB | ${m.peakMiB} MiB | ${m.afterIdleMiB} MiB ` +
+        `| ${JSON.stringify(m.statuses)} | ${m.probe.p99Ms} / ${m.probe.worstMs} ms | ${m.probe.eventLoopMaxMs} ms |`,
     ),
     '',
-    '| slowloris | connections | their answers | slowest cut after | good client beside / alone | probe p99 / worst | event loop worst |',
+    '| slowloris | connections | their answers | slowest cut after | good client beside / alone ' +
+      '| probe p99 / worst | event loop worst |',
     '|---|---|---|---|---|---|---|',
     ...slow.map(
       (s) =>
-        `| ${s.kind} | ${s.connections} | ${JSON.stringify(s.answers)} | ${s.cutAfterS} s | ${s.goodRps} / ${s.goodAloneRps} req/s | ${s.probe.p99Ms} / ${s.probe.worstMs} ms | ${s.probe.eventLoopMaxMs} ms |`,
+        `| ${s.kind} | ${s.connections} | ${JSON.stringify(s.answers)} | ${s.cutAfterS} s ` +
+        `| ${s.goodRps} / ${s.goodAloneRps} req/s | ${s.probe.p99Ms} / ${s.probe.worstMs} ms ` +
+        `| ${s.probe.eventLoopMaxMs} ms |`,
     ),
     '',
     storm &&
-      `disconnect storm: ${storm.dropped} dropped connections in ${storm.seconds} s; fds ${storm.fdsBefore} → ${storm.fdsAfter}; in flight after: ${storm.inFlightAfter}; RSS ${storm.rssBeforeMiB} → ${storm.rssAfterMiB} MiB; good client ${storm.goodRps} req/s; ${storm.probe.probes} probes, p50 ${storm.probe.p50Ms} ms, p99 ${storm.probe.p99Ms} ms, worst ${storm.probe.worstMs} ms; event loop worst ${storm.probe.eventLoopMaxMs} ms; listen drops ${storm.probe.listenDrops}`,
+      `disconnect storm: ${storm.dropped} dropped connections in ${storm.seconds} s; ` +
+        `fds ${storm.fdsBefore} → ${storm.fdsAfter}; in flight after: ${storm.inFlightAfter}; ` +
+        `RSS ${storm.rssBeforeMiB} → ${storm.rssAfterMiB} MiB; good client ${storm.goodRps} req/s; ` +
+        `${storm.probe.probes} probes, p50 ${storm.probe.p50Ms} ms, p99 ${storm.probe.p99Ms} ms, ` +
+        `worst ${storm.probe.worstMs} ms; event loop worst ${storm.probe.eventLoopMaxMs} ms; ` +
+        `listen drops ${storm.probe.listenDrops}`,
     drain &&
-      `overload + SIGTERM: ${drain.sent} requests at ${drain.rate}/s over ${drain.connections} connections; answers ${JSON.stringify(drain.statuses)}; connection errors ${JSON.stringify(drain.errors)}; cut responses ${drain.cut}; unanswered (server) ${drain.unanswered}; exit ${drain.exitCode} after ${drain.drainS} s`,
+      `overload + SIGTERM: ${drain.sent} requests at ${drain.rate}/s over ${drain.connections} connections; ` +
+        `answers ${JSON.stringify(drain.statuses)}; connection errors ${JSON.stringify(drain.errors)}; ` +
+        `cut responses ${drain.cut}; unanswered (server) ${drain.unanswered}; ` +
+        `exit ${drain.exitCode} after ${drain.drainS} s`,
   ];
   process.stdout.write(`${lines.filter((l) => l !== undefined).join('\n')}\n`);
 }

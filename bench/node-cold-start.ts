@@ -218,10 +218,12 @@ async function main(): Promise<void> {
   const header = `| model | start | total | ${PHASES.join(' | ')} |`;
   const rows = summary.map(
     (s) =>
-      `| ${s.model} | ${s.kind}${s.fromCache ? ' (cached)' : ''} | **${(s.medianTotalMs / 1000).toFixed(1)} s** | ${PHASES.map((p) => (s.medianPhasesMs[p] / 1000).toFixed(2)).join(' | ')} |`,
+      `| ${s.model} | ${s.kind}${s.fromCache ? ' (cached)' : ''} | **${(s.medianTotalMs / 1000).toFixed(1)} s** ` +
+      `| ${PHASES.map((p) => (s.medianPhasesMs[p] / 1000).toFixed(2)).join(' | ')} |`,
   );
   process.stdout.write(
-    `${[header, `|${' --- |'.repeat(PHASES.length + 3)}`, ...rows].join('\n')}\n\nmedians of ${RUNS} runs, seconds; ${machine.cpuModel}, ${machine.cores} cores; wrote ${RESULTS}\n`,
+    `${[header, `|${' --- |'.repeat(PHASES.length + 3)}`, ...rows].join('\n')}\n\n` +
+      `medians of ${RUNS} runs, seconds; ${machine.cpuModel}, ${machine.cores} cores; wrote ${RESULTS}\n`,
   );
 }
 

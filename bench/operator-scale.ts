@@ -442,7 +442,9 @@ async function runPhase(
     if (tMs - lastLog >= 2000) {
       lastLog = tMs;
       log(
-        `${phase} t=${(tMs / 1000).toFixed(1)}s reconciles=${sample.reconciles} deployments=${sample.deployments} services=${sample.services} statuses=${sample.statuses}${sample.templates === undefined ? '' : ` templates=${sample.templates}`}`,
+        `${phase} t=${(tMs / 1000).toFixed(1)}s reconciles=${sample.reconciles} deployments=${sample.deployments} ` +
+          `services=${sample.services} statuses=${sample.statuses}` +
+          `${sample.templates === undefined ? '' : ` templates=${sample.templates}`}`,
       );
     }
     const done =
@@ -460,7 +462,8 @@ async function runPhase(
     allServicesMs !== null &&
     (phase === 'create' || allTemplatesMs !== null);
   log(
-    `${phase}: ${converged ? 'converged' : 'NOT converged'} at ${(sample.tMs / 1000).toFixed(1)}s; waiting for the operator to go quiet...`,
+    `${phase}: ${converged ? 'converged' : 'NOT converged'} at ${(sample.tMs / 1000).toFixed(1)}s; ` +
+      'waiting for the operator to go quiet...',
   );
   const { lastReconcileMs, quiet } = await waitQuiet(op, t0, Math.max(deadline, Date.now() + 60_000), base, progress);
   const after = counters(await scrapeOperator(op));
@@ -535,7 +538,8 @@ function summarizeAudit(
     const t = Date.parse(e.requestReceivedTimestamp ?? '');
     if (!(t >= from && t < to) || !who(e)) continue;
     s.total++;
-    const what = `${e.verb} ${e.objectRef?.resource ?? '?'}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}`;
+    const what =
+      `${e.verb} ${e.objectRef?.resource ?? '?'}` + `${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}`;
     s.byVerb[what] = (s.byVerb[what] ?? 0) + 1;
     const code = e.responseStatus?.code ?? 0;
     if (code < 200 || code >= 300) s.failures[String(code)] = (s.failures[String(code)] ?? 0) + 1;
@@ -582,7 +586,10 @@ async function main(): Promise<number> {
     // The default service CIDR (/24) holds ~250 cluster IPs: widen it for larger runs.
     const wide = MODELS > 240 ? ' --service-cluster-ip-range=10.0.0.0/16' : '';
     if (AUDIT) writeFileSync(join(tmp, 'audit-policy.yaml'), AUDIT_POLICY);
-    const apiserverArgs = `${process.env.CP_APISERVER_ARGS ?? ''}${wide}${AUDIT ? ` --audit-policy-file=${join(tmp, 'audit-policy.yaml')} --audit-log-path=${auditLog} --audit-log-format=json` : ''}`;
+    const auditArgs = AUDIT
+      ? ` --audit-policy-file=${join(tmp, 'audit-policy.yaml')} --audit-log-path=${auditLog} --audit-log-format=json`
+      : '';
+    const apiserverArgs = `${process.env.CP_APISERVER_ARGS ?? ''}${wide}${auditArgs}`;
     const kcmArgs = `${process.env.CP_KCM_ARGS ?? ''}${wide}`;
     log('starting the control plane...');
     const tCp = performance.now();
@@ -685,28 +692,45 @@ async function main(): Promise<number> {
     await writeFile(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
 
     const s = (ms: number | null) => (ms === null ? 'never' : (ms / 1000).toFixed(1));
+    const createMode =
+      CREATE_MODE === 'api'
+        ? 'all creates / merge patches in flight at once'
+        : 'one kubectl apply of an N-document YAML';
     const out: string[] = [];
     out.push(
-      `Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Node ${machine.node}; ` +
-        `Kubernetes ${cp.version} (etcd + apiserver + controller-manager on the same machine), operator WORKERS=${report.operator.workers}. ` +
-        `Load average (1/5/15 min) at start ${loadAtStart.join(' / ')}, at end ${report.loadAverage.atEnd.join(' / ')}.`,
+      `Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ` +
+        `${machine.memoryGiB} GiB, Node ${machine.node}; ` +
+        `Kubernetes ${cp.version} (etcd + apiserver + controller-manager on the same machine), ` +
+        `operator WORKERS=${report.operator.workers}. ` +
+        `Load average (1/5/15 min) at start ${loadAtStart.join(' / ')}, ` +
+        `at end ${report.loadAverage.atEnd.join(' / ')}.`,
       '',
-      `${MODELS} OnnxModels, ${CREATE_MODE === 'api' ? 'all creates / merge patches in flight at once' : 'one kubectl apply of an N-document YAML'}; polled every ${POLL_MS} ms; times in seconds from the first request.`,
+      `${MODELS} OnnxModels, ${createMode}; polled every ${POLL_MS} ms; times in seconds from the first request.`,
       '',
-      '| phase | requests returned | first Deployment | all Deployments | all Services | all pod templates | all statuses | operator quiet after | reconciles ok / error (by all statuses) | retries | mean reconcile ms | operator CPU s | apiserver CPU s | operator API requests | controller-manager API requests |',
+      '| phase | requests returned | first Deployment | all Deployments | all Services | all pod templates ' +
+        '| all statuses | operator quiet after | reconciles ok / error (by all statuses) | retries ' +
+        '| mean reconcile ms | operator CPU s | apiserver CPU s ' +
+        '| operator API requests | controller-manager API requests |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const p of [create, update]) {
       out.push(
-        `| ${p.phase} | ${s(p.issueMs)} | ${s(p.firstDeploymentMs)} | ${s(p.allDeploymentsMs)} | ${s(p.allServicesMs)} | ${p.phase === 'create' ? '–' : s(p.allTemplatesMs)} | ${s(p.allStatusesMs)} | ` +
-          `${s(p.lastReconcileMs)}${p.quiet ? '' : ' (not quiet)'} | ${p.reconciles.success} / ${p.reconciles.error} (${p.reconcilesAtConvergence ?? '–'}) | ${p.retries} | ${p.meanReconcileMs ?? '–'} | ` +
-          `${p.usage.operatorCpuSeconds ?? '?'} | ${p.usage.apiserverCpuSeconds ?? '?'} | ${p.apiRequests?.total ?? '–'} | ${p.controllerManagerRequests?.total ?? '–'} |`,
+        `| ${p.phase} | ${s(p.issueMs)} | ${s(p.firstDeploymentMs)} | ${s(p.allDeploymentsMs)} | ` +
+          `${s(p.allServicesMs)} | ${p.phase === 'create' ? '–' : s(p.allTemplatesMs)} | ${s(p.allStatusesMs)} | ` +
+          `${s(p.lastReconcileMs)}${p.quiet ? '' : ' (not quiet)'} | ` +
+          `${p.reconciles.success} / ${p.reconciles.error} (${p.reconcilesAtConvergence ?? '–'}) | ` +
+          `${p.retries} | ${p.meanReconcileMs ?? '–'} | ` +
+          `${p.usage.operatorCpuSeconds ?? '?'} | ${p.usage.apiserverCpuSeconds ?? '?'} | ` +
+          `${p.apiRequests?.total ?? '–'} | ${p.controllerManagerRequests?.total ?? '–'} |`,
       );
     }
     out.push(
       '',
-      `Operator RSS: ${idle.rssMiB} MiB idle with 0 models, ${operatorEnd.rssMiB} MiB at the end, peak ${operatorEnd.peakRssMiB} MiB (VmHWM); heap used ${operatorEnd.heapUsedMiB} MiB. ` +
-        `CPU time: ${operatorEnd.cpuSeconds} s in all. Reconciles in all: ${operatorEnd.reconciles.success} ok, ${operatorEnd.reconciles.error} failed, ${operatorEnd.retries} retries.`,
+      `Operator RSS: ${idle.rssMiB} MiB idle with 0 models, ${operatorEnd.rssMiB} MiB at the end, ` +
+        `peak ${operatorEnd.peakRssMiB} MiB (VmHWM); heap used ${operatorEnd.heapUsedMiB} MiB. ` +
+        `CPU time: ${operatorEnd.cpuSeconds} s in all. ` +
+        `Reconciles in all: ${operatorEnd.reconciles.success} ok, ${operatorEnd.reconciles.error} failed, ` +
+        `${operatorEnd.retries} retries.`,
     );
     for (const p of [create, update]) {
       if (p.apiRequests) {

@@ -352,7 +352,8 @@ async function openLoopConfig(
     const at80 = await openLoop(server.url, 0.8 * saturation, SECONDS, OPEN_LOOP_SOCKETS, payload);
     await waitIdle(server);
     process.stderr.write(
-      `${label}, ${config.label}: overload at ${OVERLOAD_FACTOR}× (${(OVERLOAD_FACTOR * saturation).toFixed(1)} req/s)...\n`,
+      `${label}, ${config.label}: overload at ${OVERLOAD_FACTOR}× ` +
+        `(${(OVERLOAD_FACTOR * saturation).toFixed(1)} req/s)...\n`,
     );
     const overload = await openLoop(server.url, OVERLOAD_FACTOR * saturation, SECONDS, OPEN_LOOP_SOCKETS, payload);
     let storm: Storm | undefined;
@@ -500,7 +501,9 @@ function targets(models: ModelReport[]): Target[] {
     out.push({
       target: 'batching at 16 connections ≥ +10 %',
       model: name,
-      measured: `${f1(at16('on'))} vs ${f1(at16('off'))} req/s = ${gain >= 1 ? '+' : ''}${((gain - 1) * 100).toFixed(0)} %`,
+      measured:
+        `${f1(at16('on'))} vs ${f1(at16('off'))} req/s = ` +
+        `${gain >= 1 ? '+' : ''}${((gain - 1) * 100).toFixed(0)} %`,
       met: gain >= 1.1,
     });
     const failed = (p: LoadPoint) => p.non2xx + p.errors;
@@ -521,7 +524,9 @@ function targets(models: ModelReport[]): Target[] {
         out.push({
           target: `${run.label}: open loop at 80 % and 4×, 0 failed requests`,
           model: name,
-          measured: `${notOk(run.at80)} of ${run.at80.sent} and ${notOk(run.overload)} of ${run.overload.sent} not answered 200 (4× p99 ${f1(accepted(run.overload).p99Ms)} ms: the backlog)`,
+          measured:
+            `${notOk(run.at80)} of ${run.at80.sent} and ${notOk(run.overload)} of ${run.overload.sent} ` +
+            `not answered 200 (4× p99 ${f1(accepted(run.overload).p99Ms)} ms: the backlog)`,
           met: notOk(run.at80) === 0 && notOk(run.overload) === 0,
         });
         const bound = 3 * run.singleRequestMs;
@@ -539,7 +544,9 @@ function targets(models: ModelReport[]): Target[] {
       out.push({
         target: `${run.label}: 4× overload, answered ≥ 0.9 × saturation`,
         model: name,
-        measured: `${f1(run.overload.acceptedPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ${pct(run.overload.acceptedPerSecond / m.saturationPerSecond)}`,
+        measured:
+          `${f1(run.overload.acceptedPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ` +
+          `${pct(run.overload.acceptedPerSecond / m.saturationPerSecond)}`,
         met: run.overload.acceptedPerSecond >= 0.9 * m.saturationPerSecond,
       });
       out.push({
@@ -559,9 +566,13 @@ function targets(models: ModelReport[]): Target[] {
       if (run.storm) {
         const st = run.storm;
         out.push({
-          target: `${run.label}: retry storm (${STORM_CONNECTIONS} connections ignoring Retry-After), answered ≥ 0.9 × saturation`,
+          target:
+            `${run.label}: retry storm (${STORM_CONNECTIONS} connections ignoring Retry-After), ` +
+            'answered ≥ 0.9 × saturation',
           model: name,
-          measured: `${f1(st.point.requestsPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ${pct(st.point.requestsPerSecond / m.saturationPerSecond)}, ${f1(st.refusedPerSecond)} refusals/s`,
+          measured:
+            `${f1(st.point.requestsPerSecond)} vs ${f1(m.saturationPerSecond)} req/s = ` +
+            `${pct(st.point.requestsPerSecond / m.saturationPerSecond)}, ${f1(st.refusedPerSecond)} refusals/s`,
           met: st.point.requestsPerSecond >= 0.9 * m.saturationPerSecond,
         });
         out.push({
@@ -570,7 +581,8 @@ function targets(models: ModelReport[]): Target[] {
           measured:
             st.cpuPerRefusalMs === null || st.cpuPerAnswerMs === null
               ? 'not measured'
-              : `${st.cpuPerRefusalMs.toFixed(3)} ms vs ${st.cpuPerAnswerMs.toFixed(1)} ms = ${((100 * st.cpuPerRefusalMs) / st.cpuPerAnswerMs).toFixed(1)} %`,
+              : `${st.cpuPerRefusalMs.toFixed(3)} ms vs ${st.cpuPerAnswerMs.toFixed(1)} ms = ` +
+                `${((100 * st.cpuPerRefusalMs) / st.cpuPerAnswerMs).toFixed(1)} %`,
           met:
             st.cpuPerRefusalMs !== null && st.cpuPerAnswerMs !== null && st.cpuPerRefusalMs <= 0.05 * st.cpuPerAnswerMs,
         });
@@ -582,7 +594,9 @@ function targets(models: ModelReport[]): Target[] {
 
 function markdown(machine: Machine, models: ModelReport[], goals: Target[]): string {
   const out = [
-    `Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`,
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores (${machine.effectiveCpus} usable), ` +
+      `${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, ` +
+      `onnxruntime-node ${machine.onnxruntime}, sharp ${machine.sharp}`,
     '',
   ];
   for (const m of models) {
@@ -593,7 +607,8 @@ function markdown(machine: Machine, models: ModelReport[], goals: Target[]): str
     );
     for (const r of m.raw)
       out.push(
-        `| ${r.sessions} × ${r.threads} | ${r.batchSize} | ${r.inFlight} | ${f1(r.imagesPerSecond)}${r.imagesPerSecond === m.limit.imagesPerSecond ? ' (limit)' : ''} | ${f1(r.meanBatchLatencyMs)} |`,
+        `| ${r.sessions} × ${r.threads} | ${r.batchSize} | ${r.inFlight} | ${f1(r.imagesPerSecond)}` +
+          `${r.imagesPerSecond === m.limit.imagesPerSecond ? ' (limit)' : ''} | ${f1(r.meanBatchLatencyMs)} |`,
       );
     out.push(
       '',
@@ -603,7 +618,10 @@ function markdown(machine: Machine, models: ModelReport[], goals: Target[]): str
     for (const s of m.sweeps) {
       for (const p of s.points)
         out.push(
-          `| ${sweepName(s)} | ${p.connections} | ${f1(p.requestsPerSecond)} | ${p.p50Ms} | ${p.p90Ms} | ${p.p99Ms} | ${(100 * p.errorRate).toFixed(1)} % | ${pct(p.requestsPerSecond / m.limit.imagesPerSecond)} | ${p.serverCpuPercent ?? '?'} % / ${p.clientCpuPercent} % |`,
+          `| ${sweepName(s)} | ${p.connections} | ${f1(p.requestsPerSecond)} | ${p.p50Ms} | ${p.p90Ms} | ` +
+            `${p.p99Ms} | ${(100 * p.errorRate).toFixed(1)} % | ` +
+            `${pct(p.requestsPerSecond / m.limit.imagesPerSecond)} | ` +
+            `${p.serverCpuPercent ?? '?'} % / ${p.clientCpuPercent} % |`,
         );
     }
     out.push(
@@ -612,7 +630,8 @@ function markdown(machine: Machine, models: ModelReport[], goals: Target[]): str
       '',
     );
     out.push(
-      '| open loop (batching on) | single ms | budget ms | admission limit (images) | load | offered req/s | accepted req/s | accepted p50 / p99 ms | 503s | 503 p99 ms | errors |',
+      '| open loop (batching on) | single ms | budget ms | admission limit (images) | load | offered req/s ' +
+        '| accepted req/s | accepted p50 / p99 ms | 503s | 503 p99 ms | errors |',
       '|---|---|---|---|---|---|---|---|---|---|---|',
     );
     const row = (c: OpenLoopConfig, what: string, r: OpenLoopResult) => {
@@ -621,16 +640,28 @@ function markdown(machine: Machine, models: ModelReport[], goals: Target[]): str
       const other = Object.entries(r.byStatus)
         .filter(([s]) => s !== '200' && s !== '503')
         .reduce((n, [, v]) => n + v.count, 0);
-      return `| ${c.label} | ${c.singleRequestMs} | ${c.queueBudgetMs === null ? '–' : f1(c.queueBudgetMs)} | ${Number.isFinite(c.admissionLimit) ? c.admissionLimit : 'none'} | ${what} | ${f1(r.offeredPerSecond)} | ${f1(r.acceptedPerSecond)} | ${f1(a.p50Ms)} / ${f1(a.p99Ms)} | ${x?.count ?? 0} | ${x ? f1(x.p99Ms) : '–'} | ${r.errors + other} |`;
+      return (
+        `| ${c.label} | ${c.singleRequestMs} | ${c.queueBudgetMs === null ? '–' : f1(c.queueBudgetMs)} | ` +
+        `${Number.isFinite(c.admissionLimit) ? c.admissionLimit : 'none'} | ${what} | ${f1(r.offeredPerSecond)} | ` +
+        `${f1(r.acceptedPerSecond)} | ${f1(a.p50Ms)} / ${f1(a.p99Ms)} | ${x?.count ?? 0} | ` +
+        `${x ? f1(x.p99Ms) : '–'} | ${r.errors + other} |`
+      );
     };
     for (const c of m.openLoop) out.push(row(c, '80 %', c.at80), row(c, `${OVERLOAD_FACTOR}×`, c.overload));
     out.push('');
     for (const c of m.openLoop) {
       if (!c.storm) continue;
       const p = c.storm.point;
+      const perRefusal =
+        c.storm.cpuPerRefusalMs === null
+          ? 'CPU per refusal not measured'
+          : `about ${c.storm.cpuPerRefusalMs.toFixed(3)} ms of CPU per refusal ` +
+            `against ${c.storm.cpuPerAnswerMs?.toFixed(1)} ms per answered request`;
       out.push(
-        `Retry storm, ${c.label}, ${p.connections} connections resending at once: ${f1(p.requestsPerSecond)} answered/s, ${f1(c.storm.refusedPerSecond)} refused/s, server CPU ${p.serverCpuPercent ?? '?'} %, ` +
-          `${c.storm.cpuPerRefusalMs === null ? 'CPU per refusal not measured' : `about ${c.storm.cpuPerRefusalMs.toFixed(3)} ms of CPU per refusal against ${c.storm.cpuPerAnswerMs?.toFixed(1)} ms per answered request`}.`,
+        `Retry storm, ${c.label}, ${p.connections} connections resending at once: ` +
+          `${f1(p.requestsPerSecond)} answered/s, ${f1(c.storm.refusedPerSecond)} refused/s, ` +
+          `server CPU ${p.serverCpuPercent ?? '?'} %, ` +
+          `${perRefusal}.`,
         '',
       );
     }
@@ -638,7 +669,9 @@ function markdown(machine: Machine, models: ModelReport[], goals: Target[]): str
       out.push(
         'skipped' in m.locust
           ? `Locust: skipped (${m.locust.skipped}).`
-          : `Locust (${m.locust.users} users, ${m.locust.seconds} s, \`${m.locust.command}\`): ${m.locust.requests} requests, ${m.locust.failures} failures, ${f1(m.locust.requestsPerSecond)} req/s, p50 ${m.locust.p50Ms} ms, p99 ${m.locust.p99Ms} ms.`,
+          : `Locust (${m.locust.users} users, ${m.locust.seconds} s, \`${m.locust.command}\`): ` +
+              `${m.locust.requests} requests, ${m.locust.failures} failures, ` +
+              `${f1(m.locust.requestsPerSecond)} req/s, p50 ${m.locust.p50Ms} ms, p99 ${m.locust.p99Ms} ms.`,
         '',
       );
     }

@@ -166,7 +166,8 @@ async function startPeer(
       await running.stop();
       const tail = readFileSync(log, 'utf8').trim().split('\n').slice(-15).join('\n');
       throw new Error(
-        `${id} ${exited ?? `did not answer a prediction within ${START_TIMEOUT_MS / 1000} s`} (last lines of ${log}):\n${tail}`,
+        `${id} ${exited ?? `did not answer a prediction within ${START_TIMEOUT_MS / 1000} s`} ` +
+          `(last lines of ${log}):\n${tail}`,
       );
     }
     await sleep(500);
@@ -485,7 +486,10 @@ function markdown(results: ServerResult[], limit: Limit | null): string {
   const out: string[] = [];
   const m = describeMachine();
   out.push(
-    `Machine: ${m.cpuModel}, ${m.cores} cores (${m.effectiveCpus} usable), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, onnxruntime-node ${m.onnxruntime}. Model: ResNet-50-shaped, Keras layout (resnet50-keras.onnx). Each cell: answered req/s · failed % · p99 ms of answered.`,
+    `Machine: ${m.cpuModel}, ${m.cores} cores (${m.effectiveCpus} usable), ${m.memoryGiB} GiB, ` +
+      `Linux ${m.kernel}, Node ${m.node}, onnxruntime-node ${m.onnxruntime}. ` +
+      'Model: ResNet-50-shaped, Keras layout (resnet50-keras.onnx). ' +
+      'Each cell: answered req/s · failed % · p99 ms of answered.',
     '',
   );
   out.push(`| load | ${results.map((r) => r.label).join(' | ')} |`, `|---|${results.map(() => '---').join('|')}|`);
@@ -508,7 +512,8 @@ function markdown(results: ServerResult[], limit: Limit | null): string {
     for (const x of r.loads) {
       if ('skipped' in x.detail) continue;
       out.push(
-        `| ${r.label} | ${x.load} | ${f1(x.okPerSecond)} | ${pct(x.failedRate)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ${x.serverCpuPercent ?? '?'} % | ${x.peakMemory.rssMiB} (${x.peakMemory.pssMiB}) |`,
+        `| ${r.label} | ${x.load} | ${f1(x.okPerSecond)} | ${pct(x.failedRate)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ` +
+          `${x.serverCpuPercent ?? '?'} % | ${x.peakMemory.rssMiB} (${x.peakMemory.pssMiB}) |`,
       );
     }
   }
@@ -540,8 +545,11 @@ function ratioLines(results: ServerResult[], limit: Limit | null): string[] {
   }
   if (limit) {
     const best = Math.max(...ours.loads.map((l) => l.okPerSecond).filter(Number.isFinite));
+    const perLoad = ours.loads.map((l) => `${l.load} ${(l.okPerSecond / limit.imagesPerSecond).toFixed(2)}`).join(', ');
     lines.push(
-      `ours ÷ raw in-process limit: ${f1(best)} / ${f1(limit.imagesPerSecond)} img/s (batch ${limit.batchSize}, ${limit.inFlight} in flight) = ${(best / limit.imagesPerSecond).toFixed(2)}; per load: ${ours.loads.map((l) => `${l.load} ${(l.okPerSecond / limit.imagesPerSecond).toFixed(2)}`).join(', ')}`,
+      `ours ÷ raw in-process limit: ${f1(best)} / ${f1(limit.imagesPerSecond)} img/s ` +
+        `(batch ${limit.batchSize}, ${limit.inFlight} in flight) = ${(best / limit.imagesPerSecond).toFixed(2)}; ` +
+        `per load: ${perLoad}`,
     );
   }
   return lines;
@@ -564,7 +572,8 @@ function pipVersions(python: string): Record<string, string> {
     python,
     [
       '-c',
-      'import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in ["fastapi", "uvicorn", "litserve", "kserve", "onnxruntime", "pillow", "numpy"]}))',
+      'import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in ' +
+        '["fastapi", "uvicorn", "litserve", "kserve", "onnxruntime", "pillow", "numpy"]}))',
     ],
     { encoding: 'utf8' },
   );

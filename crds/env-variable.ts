@@ -46,7 +46,8 @@ function parseInteger(env: Env, name: string, text: string, min: number, max: nu
   const n = Number(text);
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new Error(
-      `${name}=${env[name]}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `between ${min} and ${max}`}`,
+      `${name}=${env[name]}: expected an integer ` +
+        `${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `between ${min} and ${max}`}`,
     );
   }
   return n;

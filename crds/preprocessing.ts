@@ -78,11 +78,16 @@ export const PREPROCESSING_DOCS: Record<keyof PreprocessingOptions, { shownDefau
   channelOrder: { shownDefault: '`RGB`', doc: '`RGB` or `BGR`' },
   normalization: {
     shownDefault: '`auto`',
-    doc: '`auto`: float NCHW models get ImageNet mean/std on 0–1 (PyTorch convention), float NHWC and uint8 models get raw 0–255 (Keras/TF convention, preprocessing in the graph); `imagenet`; `none` (0–255); `custom`',
+    doc:
+      '`auto`: float NCHW models get ImageNet mean/std on 0–1 (PyTorch convention), ' +
+      'float NHWC and uint8 models get raw 0–255 (Keras/TF convention, preprocessing in the graph); ' +
+      '`imagenet`; `none` (0–255); `custom`',
   },
   scale: {
     shownDefault: '`1/255`',
-    doc: 'custom normalization: value = (pixel × scale − mean[c]) / std[c]; setting it, `PIXEL_MEAN` or `PIXEL_STD` implies `custom`',
+    doc:
+      'custom normalization: value = (pixel × scale − mean[c]) / std[c]; ' +
+      'setting it, `PIXEL_MEAN` or `PIXEL_STD` implies `custom`',
   },
   mean: { shownDefault: '`0,0,0`', doc: 'custom normalization: the mean per channel' },
   std: { shownDefault: '`1,1,1`', doc: 'custom normalization: the standard deviation per channel' },

@@ -25,7 +25,10 @@ export const SERVER_ENV = {
   }),
   labelsUri: text('LABELS_URI', undefined, {
     shownDefault: '–',
-    doc: "labels, same schemes: one per line, a JSON array, or an index→label object. Without it, labels in the model's metadata (`labels`, `classes`, `class_names`, `names`) are used; without those, the class index",
+    doc:
+      'labels, same schemes: one per line, a JSON array, or an index→label object. ' +
+      "Without it, labels in the model's metadata (`labels`, `classes`, `class_names`, `names`) are used; " +
+      'without those, the class index',
   }),
   modelName: text('MODEL_NAME', undefined, {
     shownDefault: "file name without `.onnx` (the folder's name for a file called `model.onnx`)",
@@ -74,13 +77,19 @@ export const SERVER_ENV = {
   maxInputPixels: integer('MAX_INPUT_PIXELS', 40_000_000, { min: 1, doc: 'largest image, in pixels' }),
   maxTensorBytes: integer('MAX_TENSOR_BYTES', 64 * MiB, {
     min: 1024,
-    doc: 'largest v2 request body; a JSON body whose parse would hold more than 4 × this is refused (413: use the binary extension)',
+    doc:
+      'largest v2 request body; a JSON body whose parse would hold more than 4 × this is refused ' +
+      '(413: use the binary extension)',
   }),
   maxTopK: integer('MAX_TOP_K', 100, { min: 1, doc: 'largest `top_k`' }),
   maxQueueBytes: {
     name: 'MAX_QUEUE_BYTES',
     shownDefault: '`auto`',
-    doc: "the memory bound: the most bytes all requests in progress may hold (bodies, decoded images, tensors); past it new ones get 503 + `Retry-After`. `auto`: half of what the container's memory limit (cgroup; the machine's memory without one) leaves once the model is loaded, at least 64 MiB. See [Admission](#admission-and-overload)",
+    doc:
+      'the memory bound: the most bytes all requests in progress may hold (bodies, decoded images, tensors); ' +
+      'past it new ones get 503 + `Retry-After`. ' +
+      "`auto`: half of what the container's memory limit (cgroup; the machine's memory without one) " +
+      'leaves once the model is loaded, at least 64 MiB. See [Admission](#admission-and-overload)',
     read(env: Env): number | 'auto' {
       const v = raw(env, 'MAX_QUEUE_BYTES')?.toLowerCase();
       if (v === undefined || v === 'auto') return 'auto';
@@ -98,7 +107,10 @@ export const SERVER_ENV = {
   maxQueueMs: {
     name: 'MAX_QUEUE_MS',
     shownDefault: '`0` (off)',
-    doc: 'SLO mode, opt-in: hold only as many images as can start their inference within this many ms at the measured speed, refuse the rest at once with 503 + `Retry-After`. `auto`: one lone inference (timed at warm-up), at least 50 ms',
+    doc:
+      'SLO mode, opt-in: hold only as many images as can start their inference within this many ms ' +
+      'at the measured speed, refuse the rest at once with 503 + `Retry-After`. ' +
+      '`auto`: one lone inference (timed at warm-up), at least 50 ms',
     read(env: Env): number | 'auto' {
       const v = raw(env, 'MAX_QUEUE_MS')?.toLowerCase();
       if (v === undefined) return 0;
@@ -122,35 +134,49 @@ export const SERVER_ENV = {
   refusalsPerSecond: integer('REFUSALS_PER_SECOND', 250, {
     min: 1,
     max: 1_000_000,
-    doc: '503s sent at once per second; past it each waits its turn (holding only its socket), so clients that resend at once, ignoring `Retry-After`, cannot take the CPU from the requests being served',
+    doc:
+      '503s sent at once per second; past it each waits its turn (holding only its socket), ' +
+      'so clients that resend at once, ignoring `Retry-After`, cannot take the CPU from the requests being served',
   }),
   sessions: integer('SESSIONS', 1, {
     min: 1,
     max: 64,
-    doc: "onnxruntime sessions run side by side (Triton's instance count), each on its own worker thread with an equal share of the CPUs and its own copy of the weights. `1`: fastest lone request; `2` on 2 CPUs: more throughput without batching and a shorter tail under load, a slower lone request (one thread) and twice the weights in memory",
+    doc:
+      "onnxruntime sessions run side by side (Triton's instance count), each on its own worker thread " +
+      'with an equal share of the CPUs and its own copy of the weights. ' +
+      '`1`: fastest lone request; `2` on 2 CPUs: more throughput without batching and a shorter tail under load, ' +
+      'a slower lone request (one thread) and twice the weights in memory',
   }),
   maxBatchSize: integer('MAX_BATCH_SIZE', 8, {
     min: 1,
     max: 256,
-    doc: 'dynamic batching for models with a dynamic batch dimension: images that queue while the session is busy run as one tensor, up to this many; `1` turns it off (fixed-batch models never batch)',
+    doc:
+      'dynamic batching for models with a dynamic batch dimension: images that queue while the session is busy ' +
+      'run as one tensor, up to this many; `1` turns it off (fixed-batch models never batch)',
   }),
   maxQueueDelayMs: integer('MAX_QUEUE_DELAY_MS', 0, {
     min: 0,
     max: 1000,
-    doc: 'how long a lone image waits for batch-mates while the session is idle (0: batch only what queued while it was busy)',
+    doc:
+      'how long a lone image waits for batch-mates while the session is idle ' +
+      '(0: batch only what queued while it was busy)',
   }),
   // Generous: a queue of several hundred requests on a slow pod is still answered; clients that give up first are
   // dropped from the queue.
   requestDeadlineMs: integer('REQUEST_DEADLINE_MS', 60_000, {
     min: 1,
-    doc: 'a request still waiting for the model this long after it arrived is answered 504 instead of run; a request whose client has gone is dropped from the queue whatever its deadline',
+    doc:
+      'a request still waiting for the model this long after it arrived is answered 504 instead of run; ' +
+      'a request whose client has gone is dropped from the queue whatever its deadline',
   }),
   // The CPUs are shared out between the sessions; a share below one thread would only oversubscribe.
   threads: integer('INTRA_OP_THREADS', (ctx) => Math.max(1, Math.floor(ctx.cpus / ctx.sessions)), {
     min: 1,
     max: 1024,
     shownDefault: 'CPU limit ÷ `SESSIONS`',
-    doc: "onnxruntime threads per session (the CPU limit is the cgroup's CPU quota, rounded up, not the host's core count)",
+    doc:
+      "onnxruntime threads per session (the CPU limit is the cgroup's CPU quota, rounded up, " +
+      "not the host's core count)",
   }),
   decodeConcurrency: integer('DECODE_CONCURRENCY', (ctx) => Math.max(1, ctx.cpus), {
     min: 1,

@@ -52,7 +52,8 @@ export function renderConfigTable(): string {
     }
   }
   return [
-    '<!-- Generated from crds/server-env.ts and crds/preprocessing.ts by `node dist/scripts/config-docs.js --write README.md`; edit those, not this table. -->',
+    '<!-- Generated from crds/server-env.ts and crds/preprocessing.ts by ' +
+      '`node dist/scripts/config-docs.js --write README.md`; edit those, not this table. -->',
     '',
     '| variable | default | meaning |',
     '|---|---|---|',

@@ -191,7 +191,8 @@ export function renderReference(crdYaml: string): string {
   const rows: Row[] = [];
   collect(spec, '', rows);
   const lines = [
-    '<!-- Generated from crds/onnxmodel.yaml by `node dist/scripts/crd-docs.js --write README.md`; edit the CRD, not this table. -->',
+    '<!-- Generated from crds/onnxmodel.yaml by `node dist/scripts/crd-docs.js --write README.md`; ' +
+      'edit the CRD, not this table. -->',
     '',
     `Fields of an \`${kind}\`'s \`spec\` (\`${apiVersion}\`), as the API server`,
     'validates and defaults them; `kubectl explain onnxmodel.spec.FIELD` prints the same descriptions.',
@@ -200,7 +201,8 @@ export function renderReference(crdYaml: string): string {
     '|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${cell(code(r.path))} | ${cell(typeOf(r.node))} | ${cell(defaultText(r.node))} | ${cell(validationText(r.node, r.required))} | ${cell(r.node.description ?? '')} |`,
+        `| ${cell(code(r.path))} | ${cell(typeOf(r.node))} | ${cell(defaultText(r.node))} ` +
+        `| ${cell(validationText(r.node, r.required))} | ${cell(r.node.description ?? '')} |`,
     ),
   ];
   for (const v of root['x-kubernetes-validations'] ?? []) lines.push('', `Also: ${ruleText(v)}.`);

@@ -240,7 +240,8 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         title: 'autoscaling minReplicas > maxReplicas',
         spec: { modelUri: 'gs://bucket/model.onnx', autoscaling: { minReplicas: 5, maxReplicas: 2 } },
         expect: [
-          'spec.autoscaling.minReplicas: Invalid value: autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas',
+          'spec.autoscaling.minReplicas: Invalid value: ' +
+            'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas',
         ],
       },
       {
@@ -259,7 +260,8 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         title: 'an unknown resizeMode',
         spec: { modelUri: 'gs://bucket/model.onnx', preprocessing: { resizeMode: 'fill' } },
         expect: [
-          'spec.preprocessing.resizeMode: Unsupported value: "fill": supported values: "stretch", "center-crop", "letterbox"',
+          'spec.preprocessing.resizeMode: Unsupported value: "fill": ' +
+            'supported values: "stretch", "center-crop", "letterbox"',
         ],
       },
       {
@@ -288,7 +290,8 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         title: 'a CPU request above the limit',
         spec: { modelUri: 'gs://bucket/model.onnx', resources: { requests: { cpu: '3' }, limits: { cpu: '2500m' } } },
         expect: [
-          'spec.resources.requests.cpu: Invalid value: resources.requests.cpu (3) must be less than or equal to resources.limits.cpu (2500m)',
+          'spec.resources.requests.cpu: Invalid value: ' +
+            'resources.requests.cpu (3) must be less than or equal to resources.limits.cpu (2500m)',
         ],
       },
       {
@@ -330,21 +333,24 @@ describe('OnnxModel CRD (crds/onnxmodel.yaml)', function () {
         title: 'admission maxInFlight 0',
         spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxInFlight: 0 } },
         expect: [
-          'spec.admission.maxInFlight: Invalid value: 0: spec.admission.maxInFlight in body should be greater than or equal to 1',
+          'spec.admission.maxInFlight: Invalid value: 0: ' +
+            'spec.admission.maxInFlight in body should be greater than or equal to 1',
         ],
       },
       {
         title: 'admission maxQueueMs -1',
         spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxQueueMs: -1 } },
         expect: [
-          'spec.admission.maxQueueMs: Invalid value: -1: spec.admission.maxQueueMs in body should be greater than or equal to 0',
+          'spec.admission.maxQueueMs: Invalid value: -1: ' +
+            'spec.admission.maxQueueMs in body should be greater than or equal to 0',
         ],
       },
       {
         title: 'admission maxQueueMs 600001',
         spec: { modelUri: 'gs://bucket/model.onnx', admission: { maxQueueMs: 600001 } },
         expect: [
-          'spec.admission.maxQueueMs: Invalid value: 600001: spec.admission.maxQueueMs in body should be less than or equal to 600000',
+          'spec.admission.maxQueueMs: Invalid value: 600001: ' +
+            'spec.admission.maxQueueMs in body should be less than or equal to 600000',
         ],
       },
       {

@@ -91,7 +91,8 @@ export class Metrics {
     gauge('inference_running_images', 'Images in a session.run now', sources.runningImages);
     gauge(
       'admission_limit',
-      'Images that may be queued or running under the opt-in limits (MAX_IN_FLIGHT, MAX_QUEUE_MS); +Inf when none is set',
+      'Images that may be queued or running under the opt-in limits (MAX_IN_FLIGHT, MAX_QUEUE_MS); ' +
+        '+Inf when none is set',
       sources.admissionLimit,
     );
     gauge(

@@ -98,7 +98,9 @@ interface Answer {
 function multipart(image: Buffer, boundary = 'fuzzboundary'): Buffer {
   return Buffer.concat([
     Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="with_resize"\r\n\r\nTrue\r\n--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="x"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="with_resize"\r\n\r\nTrue\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="x"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n',
     ),
     image,
     Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -202,7 +204,8 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
         .map(([k, v]) => `${k}×${v}`)
         .join(' ');
       process.stderr.write(
-        `      fuzz: seed ${SEED}, ${RUNS} inputs per family; answers ${statuses}; health probe worst ${probeWorstMs.toFixed(0)} ms; RSS ${rssBefore} → ${rssAfter} MiB\n`,
+        `      fuzz: seed ${SEED}, ${RUNS} inputs per family; answers ${statuses}; ` +
+          `health probe worst ${probeWorstMs.toFixed(0)} ms; RSS ${rssBefore} → ${rssAfter} MiB\n`,
       );
       proc.child.kill('SIGTERM');
       await proc.exited;
@@ -329,13 +332,15 @@ describe('fuzz: hostile inputs never crash the server, never get a 5xx, always g
     const requests = [
       Buffer.concat([
         Buffer.from(
-          `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=fuzzboundary\r\nContent-Length: ${form.length}\r\n\r\n`,
+          'POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=fuzzboundary\r\n' +
+            `Content-Length: ${form.length}\r\n\r\n`,
         ),
         form,
       ]),
       Buffer.from('GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n'),
       Buffer.from(
-        `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n${image.length.toString(16)}\r\n`,
+        'POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n' +
+          `${image.length.toString(16)}\r\n`,
       ),
     ];
     await fc.assert(

@@ -127,7 +127,10 @@ describe('server lifecycle and load', function () {
     }
   });
 
-  it('refuses past the memory bound from the headers alone (503 + Retry-After, JSON), cuts idle uploads with 408, then serves again', async () => {
+  const memoryBoundTitle =
+    'refuses past the memory bound from the headers alone (503 + Retry-After, JSON), ' +
+    'cuts idle uploads with 408, then serves again';
+  it(memoryBoundTitle, async () => {
     const { resnet50 } = await testModels();
     // 3 MiB: two 1 MB uploads that stall at 950 kB hold 1.9 MB of it, and a third 1 MB request would not fit with the
     // 0.77 MB its decoded ResNet-50 input takes.
@@ -169,7 +172,9 @@ describe('server lifecycle and load', function () {
     }
   });
 
-  it('answers normal requests while many slow uploaders trickle, and cuts the trickles with 408 below the minimum rate', async () => {
+  const slowUploadersTitle =
+    'answers normal requests while many slow uploaders trickle, and cuts the trickles with 408 below the minimum rate';
+  it(slowUploadersTitle, async () => {
     const { resnet50 } = await testModels();
     const server = await startTestServer({ MODEL_URI: resnet50, UPLOAD_IDLE_TIMEOUT_MS: '2000' });
     const trickles: { stop: () => void; response: Promise<RawAnswer> }[] = [];
@@ -199,7 +204,10 @@ describe('server lifecycle and load', function () {
     }
   });
 
-  it('in SLO mode (MAX_QUEUE_MS) holds only what fits in the budget, refuses the rest fast, and logs the refusals as one summary', async () => {
+  const sloModeTitle =
+    'in SLO mode (MAX_QUEUE_MS) holds only what fits in the budget, refuses the rest fast, ' +
+    'and logs the refusals as one summary';
+  it(sloModeTitle, async () => {
     const { resnet50 } = await testModels();
     // 1 ms: far less than one ResNet-50 inference, so the limit is its floor, one running and one waiting.
     const server = await startTestServer({ MODEL_URI: resnet50, MAX_QUEUE_MS: '1' });

@@ -102,7 +102,8 @@ describe('model-source/uri', () => {
 
   it('redacts userinfo and signed-URL secrets', () => {
     const signed =
-      'https://storage.googleapis.com/b/m.onnx?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sa%40p.iam&X-Goog-Date=20250101T000000Z&X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=deadbeefcafe';
+      'https://storage.googleapis.com/b/m.onnx?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sa%40p.iam' +
+      '&X-Goog-Date=20250101T000000Z&X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=deadbeefcafe';
     const r = redactUri(signed);
     expect(r).to.not.include('deadbeefcafe');
     expect(r).to.include('X-Goog-Signature=REDACTED');
@@ -466,7 +467,9 @@ describe('model-source/fetch http(s)://', function () {
   it('never logs or throws a signed URL secret', async () => {
     const cap = captureLogger();
     const secret = 'c0ffee5ecretS1gnature';
-    const qs = `X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sa%40proj.iam.gserviceaccount.com&X-Goog-Signature=${secret}`;
+    const qs =
+      'X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sa%40proj.iam.gserviceaccount.com' +
+      `&X-Goog-Signature=${secret}`;
     const o = { cacheDir: await newCacheDir(), logger: cap.logger, retry: fastRetry };
     fail503 = 2;
     const r = await fetchArtifact(`http://tok:pw123@127.0.0.1:${new URL(base).port}/model.onnx?${qs}`, o);

@@ -75,7 +75,9 @@ describe('browser page (GET /)', function () {
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     // CSP violations also reach the console, but the event is the certain signal.
     await page.addInitScript({
-      content: `document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));`,
+      content:
+        "document.addEventListener('securitypolicyviolation', " +
+        "(e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));",
     });
   });
 
@@ -163,7 +165,8 @@ describe('browser page (GET /)', function () {
 
     await page.evaluate('document.getElementById("results").replaceChildren()');
     await page.evaluate(
-      `document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: ${makeTransfer.replace("'dropped.jpg'", "'pasted.jpg'")}, bubbles: true }))`,
+      "document.dispatchEvent(new ClipboardEvent('paste', { " +
+        `clipboardData: ${makeTransfer.replace("'dropped.jpg'", "'pasted.jpg'")}, bubbles: true }))`,
     );
     await page.locator('#results li').first().waitFor();
     expect(await page.locator('#results li .label').first().textContent()).to.equal(apiTop[0]!.Label);

@@ -64,7 +64,8 @@ describe('protocol errors (below Express) answer with JSON', function () {
       const image = await picture(32, 32, RED, RED).png().toBuffer();
       const one = Buffer.concat([
         Buffer.from(
-          `POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${image.length}\r\n\r\n`,
+          'POST /predict/image HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n' +
+            `Content-Length: ${image.length}\r\n\r\n`,
         ),
         image,
       ]);

@@ -20,7 +20,10 @@ describe('quickstart: the built-in default model', function () {
       const line = await proc.waitFor((l) => typeof l.curl === 'string');
       const curl = line.curl as string;
       expect(curl).to.match(
-        /^curl -F image_file=@inference-server\/models\/efficientnet-lite0\/example\.jpg http:\/\/localhost:\d+\/predict\/image$/,
+        new RegExp(
+          /^curl -F image_file=@inference-server\/models\/efficientnet-lite0\/example\.jpg /.source +
+            /http:\/\/localhost:\d+\/predict\/image$/.source,
+        ),
       );
       // Run the printed line as a user would, from the repository root.
       const args = curl.split(' ').slice(1);

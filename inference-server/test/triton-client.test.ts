@@ -80,7 +80,8 @@ describe('official Triton Python HTTP client (tritonclient.http)', function () {
     } catch (err) {
       const e = err as Error & { stdout?: string; stderr?: string };
       throw new Error(
-        `${CHECK} ${args.join(' ')} failed: ${e.message}\nstdout: ${e.stdout ?? ''}\nserver log: ${server.logs.text.slice(-4000)}`,
+        `${CHECK} ${args.join(' ')} failed: ${e.message}\nstdout: ${e.stdout ?? ''}\n` +
+          `server log: ${server.logs.text.slice(-4000)}`,
         { cause: err },
       );
     }

@@ -173,7 +173,10 @@ describe('Open Inference Protocol (KServe v2)', function () {
       expect(text).to.contain(series);
     }
     expect(text).to.match(
-      /http_requests_total\{method="POST",route="\/v2\/models\/:name\{\/versions\/:version\}\/infer",status="400"\} \d+/,
+      new RegExp(
+        /http_requests_total\{method="POST",/.source +
+          /route="\/v2\/models\/:name\{\/versions\/:version\}\/infer",status="400"\} \d+/.source,
+      ),
     );
   });
 });

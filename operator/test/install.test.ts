@@ -247,7 +247,9 @@ describe('install manifests (config/default) on a real API server', function () 
     ]);
   });
 
-  it('kubectl kustomize config/default renders the CRD, RBAC and the operator in onnx-operator-system, images pinned', async () => {
+  const renderTitle =
+    'kubectl kustomize config/default renders the CRD, RBAC and the operator in onnx-operator-system, images pinned';
+  it(renderTitle, async () => {
     objects = await render(cp);
     const ids = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(ids).to.deep.equal([
@@ -283,9 +285,13 @@ describe('install manifests (config/default) on a real API server', function () 
     expect(env.POD_NAMESPACE).to.equal(NS);
   });
 
-  it('kubectl apply --server-side -k config/default succeeds, twice, and the restricted namespace admits the operator pods', async () => {
+  const applyTitle =
+    'kubectl apply --server-side -k config/default succeeds, twice, ' +
+    'and the restricted namespace admits the operator pods';
+  it(applyTitle, async () => {
     await install(cp);
-    await install(cp); // idempotent: a re-install (an upgrade with nothing new) changes nothing and conflicts with nothing
+    // idempotent: a re-install (an upgrade with nothing new) changes nothing and conflicts with nothing
+    await install(cp);
     const ns = await getJson<K8sObject>(cp, ['namespace', NS]);
     expect(ns.metadata.labels?.['pod-security.kubernetes.io/enforce']).to.equal('restricted');
     const deployment = await getJson<Deployment>(cp, ['deployment', SA, '-n', NS]);
@@ -309,7 +315,10 @@ describe('install manifests (config/default) on a real API server', function () 
     expect(events.trim(), 'no FailedCreate events').to.equal('');
   });
 
-  it('the samples pass the API server validation (schema and CEL rules): kubectl apply --dry-run=server -k config/samples', async () => {
+  const samplesTitle =
+    'the samples pass the API server validation (schema and CEL rules): ' +
+    'kubectl apply --dry-run=server -k config/samples';
+  it(samplesTitle, async () => {
     const ns = await cp.createNamespace('install-samples');
     try {
       const out = await ok(cp, [
@@ -414,7 +423,8 @@ describe('install manifests (config/default) on a real API server', function () 
       return r.code === 0;
     }
     const show = ([verb, resource, scope, extra = []]: Check) =>
-      `${verb} ${resource}${extra.length ? ` ${extra.join(' ')}` : ''} ${scope === '*' ? 'in all namespaces' : scope === '' ? '(cluster)' : `in ${scope}`}`;
+      `${verb} ${resource}${extra.length ? ` ${extra.join(' ')}` : ''} ` +
+      `${scope === '*' ? 'in all namespaces' : scope === '' ? '(cluster)' : `in ${scope}`}`;
 
     async function answers(checks: Check[]): Promise<string[]> {
       const out: string[] = [];
@@ -503,7 +513,10 @@ describe('install manifests (config/default) on a real API server', function () 
       expect(secrets.stderr).to.match(/forbidden/);
     });
 
-    it('wins the leader Lease with the manifests env (LEADER_ELECTION=true, POD_NAMESPACE, SERVER_IMAGE) and syncs its caches cluster-wide', async () => {
+    const leaderLeaseTitle =
+      'wins the leader Lease with the manifests env (LEADER_ELECTION=true, POD_NAMESPACE, SERVER_IMAGE) ' +
+      'and syncs its caches cluster-wide';
+    it(leaderLeaseTitle, async () => {
       const kubeconfig = join(dir, 'onnx-operator.kubeconfig');
       op = startOperator({
         KUBECONFIG: kubeconfig,
@@ -522,7 +535,9 @@ describe('install manifests (config/default) on a real API server', function () 
       expect(lease.spec.holderIdentity).to.equal(leader.identity);
     });
 
-    it('reconciles config/samples/minimal.yaml: Deployment and Service appear, status and events are written', async () => {
+    const minimalSampleTitle =
+      'reconciles config/samples/minimal.yaml: Deployment and Service appear, status and events are written';
+    it(minimalSampleTitle, async () => {
       await ok(cp, ['apply', '-n', ns, '-f', join(ROOT, 'config', 'samples', 'minimal.yaml')]);
       const deployment = await eventually(() => getJson<Deployment>(cp, ['deployment', 'minimal', '-n', ns]), {
         timeoutMs: 30_000,

@@ -445,7 +445,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
 
   // ---------------------------------------------------------------- 3, 4
   describe('spec changes', () => {
-    it('a preprocessing or modelUri change rolls the Deployment to a new ReplicaSet; observedGeneration follows', async () => {
+    const rolloutTitle =
+      'a preprocessing or modelUri change rolls the Deployment to a new ReplicaSet; observedGeneration follows';
+    it(rolloutTitle, async () => {
       const { ns } = await setup('rollout');
       const kubelet = startFakeKubelet(cp, ns);
       cleanups.push(() => kubelet.stop());
@@ -503,7 +505,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       expect(third.d.metadata!.annotations?.['deployment.kubernetes.io/revision']).to.equal('3');
     });
 
-    it('kubectl scale onnxmodel sets spec.replicas; the Deployment follows; the scale subresource shows the selector', async () => {
+    const scaleTitle =
+      'kubectl scale onnxmodel sets spec.replicas; the Deployment follows; the scale subresource shows the selector';
+    it(scaleTitle, async () => {
       const { ns } = await setup('scale');
       await applyModel(ns, 'scaled', { modelUri: 'gs://models/colors/model.onnx' });
       expect((await childrenOf(ns, 'scaled')).deployment.spec!.replicas).to.equal(1);
@@ -828,7 +832,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       return { ns, leader, standby, lease: () => getJson<Lease>(ns, 'lease', LEASE) };
     }
 
-    it('exactly one of two operators leads and reconciles; after it stops, the other takes over within seconds', async () => {
+    const failoverTitle =
+      'exactly one of two operators leads and reconciles; after it stops, the other takes over within seconds';
+    it(failoverTitle, async () => {
       const { ns, leader, standby, lease } = await twoCandidates('leader');
       await leader.waitFor(isMsg('caches synced; reconciling'));
       expect((await lease()).spec.holderIdentity).to.equal(leader.identity);
@@ -1042,7 +1048,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       expect(op.running).to.equal(true);
     });
 
-    it('after an outage (connections cut and refused for a while), the changes made meanwhile are reconciled', async () => {
+    const outageTitle =
+      'after an outage (connections cut and refused for a while), the changes made meanwhile are reconciled';
+    it(outageTitle, async () => {
       const { ns, op, proxy } = await behindProxy('watch-outage');
       proxy.refuse();
       proxy.cut();
@@ -1060,7 +1068,9 @@ describe('onnx-operator end to end (operator process + real control plane)', fun
       expect(op.running).to.equal(true);
     });
 
-    it('watches that go silent (no data, no close) are replaced: a model created afterwards is reconciled within 60 s', async () => {
+    const silentWatchTitle =
+      'watches that go silent (no data, no close) are replaced: a model created afterwards is reconciled within 60 s';
+    it(silentWatchTitle, async () => {
       const { ns, op, proxy } = await behindProxy('watch-stall');
       expect(proxy.stall(), 'stalled connections').to.be.at.least(5);
       const t0 = Date.now();

@@ -74,7 +74,8 @@ const ARTIFACTS = {
       const bytes = encodeModel(model);
       const ms = Math.round(performance.now() - t0);
       log(
-        `resnet50: ${countParameters(model).toLocaleString('en-US')} parameters, ${(bytes.length / 1e6).toFixed(1)} MB, generated in ${ms} ms`,
+        `resnet50: ${countParameters(model).toLocaleString('en-US')} parameters, ` +
+          `${(bytes.length / 1e6).toFixed(1)} MB, generated in ${ms} ms`,
       );
       return bytes;
     },

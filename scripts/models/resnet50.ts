@@ -187,7 +187,9 @@ export function resnet50Model(opts: ResNet50Options = {}): ModelProto {
   return buildModel({
     graphName: keras ? 'resnet50_v1_random_keras' : 'resnet50_v1_random',
     docString: keras
-      ? `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}, in the layout of a Keras export: NHWC 0–255 input, preprocessing in the graph, softmax output. Not a trained model.`
+      ? `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}, ` +
+        'in the layout of a Keras export: NHWC 0–255 input, preprocessing in the graph, softmax output. ' +
+        'Not a trained model.'
       : `ResNet-50 v1 topology (BatchNorm folded), random weights from mulberry32 seed ${seed}. Not a trained model.`,
     nodes: g.nodes,
     inputs: [

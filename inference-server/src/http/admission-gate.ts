@@ -111,7 +111,9 @@ export function admissionGate(app: RequestListener, opts: GateOptions): Admissio
     try {
       if (declared > max)
         throw new TooLarge(
-          `the request is ${declared} bytes; ${name === PREDICT_ROUTE ? `images up to ${opts.maxUploadBytes} bytes` : `bodies up to ${max} bytes`} are accepted`,
+          `the request is ${declared} bytes; ` +
+            `${name === PREDICT_ROUTE ? `images up to ${opts.maxUploadBytes} bytes` : `bodies up to ${max} bytes`} ` +
+            'are accepted',
         );
       opts.dataPlane.precheck(declared >= 0 ? declared : 0);
     } catch (err) {

@@ -45,7 +45,8 @@ export function predictRouter(dataPlane: DataPlane, limits: Omit<UploadLimits, '
       ));
     } else {
       throw new UnsupportedMedia(
-        `send multipart/form-data with the image in a field named ${FILE_FIELD}, or a raw image/* body (got Content-Type: ${req.get('content-type') ?? 'none'})`,
+        `send multipart/form-data with the image in a field named ${FILE_FIELD}, or a raw image/* body ` +
+          `(got Content-Type: ${req.get('content-type') ?? 'none'})`,
       );
     }
     const resize = parseFormBoolean(fields, 'with_resize', true);

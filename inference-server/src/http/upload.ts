@@ -47,14 +47,16 @@ function meter(
     if (now - last >= limits.idleTimeoutMs) {
       fail(
         new UploadTimeout(
-          `no byte of the body arrived for ${Math.round((now - last) / 1000)} s (UPLOAD_IDLE_TIMEOUT_MS); the upload is abandoned`,
+          `no byte of the body arrived for ${Math.round((now - last) / 1000)} s (UPLOAD_IDLE_TIMEOUT_MS); ` +
+            'the upload is abandoned',
         ),
       );
     } else if (age >= limits.idleTimeoutMs && (seen * 1000) / age < limits.minBytesPerSecond) {
       const rate = Math.round((seen * 1000) / age);
       fail(
         new UploadTimeout(
-          `the body arrives at ${rate} bytes/s, below the minimum of ${limits.minBytesPerSecond} (UPLOAD_MIN_BYTES_PER_SECOND); the upload is abandoned`,
+          `the body arrives at ${rate} bytes/s, below the minimum of ${limits.minBytesPerSecond} ` +
+            '(UPLOAD_MIN_BYTES_PER_SECOND); the upload is abandoned',
         ),
       );
     }
@@ -186,7 +188,8 @@ export function readForm(
     } catch {
       reject(
         new UnsupportedMedia(
-          `send multipart/form-data with the image in a field named ${fileField} (got Content-Type: ${req.headers['content-type'] ?? 'none'})`,
+          `send multipart/form-data with the image in a field named ${fileField} ` +
+            `(got Content-Type: ${req.headers['content-type'] ?? 'none'})`,
         ),
       );
       return;

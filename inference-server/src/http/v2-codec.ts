@@ -143,7 +143,8 @@ export function splitBody(
   const cost = parseCostBytes(scanJson(jsonBytes), jsonBytes.length);
   if (cost > maxParseBytes) {
     throw new TooLarge(
-      `parsing this JSON request would take about ${Math.ceil(cost / 2 ** 20)} MiB, over the ${Math.floor(maxParseBytes / 2 ** 20)} MiB allowed; send the tensor with the binary tensor extension`,
+      `parsing this JSON request would take about ${Math.ceil(cost / 2 ** 20)} MiB, ` +
+        `over the ${Math.floor(maxParseBytes / 2 ** 20)} MiB allowed; send the tensor with the binary tensor extension`,
     );
   }
   try {
@@ -239,7 +240,8 @@ export function decodeInputs(request: V2InferRequest, binary: Buffer): DecodedIn
     if (binarySize !== undefined) {
       if (typeof binarySize !== 'number' || binarySize !== count * bytesPer) {
         throw badRequest(
-          `input ${header.name}: binary_data_size ${JSON.stringify(binarySize)} but shape [${header.shape.join(', ')}] of ${header.datatype} needs ${count * bytesPer} bytes`,
+          `input ${header.name}: binary_data_size ${JSON.stringify(binarySize)} ` +
+            `but shape [${header.shape.join(', ')}] of ${header.datatype} needs ${count * bytesPer} bytes`,
         );
       }
       if (offset + binarySize > binary.length)

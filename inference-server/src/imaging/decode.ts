@@ -89,7 +89,8 @@ export async function decodeImage(input: Buffer, req: DecodeRequest): Promise<De
     decoded.height !== req.height
   ) {
     throw new PipelineBug(
-      `decoder produced ${decoded.width}×${decoded.height} (${decoded.pixels.length} bytes), expected ${req.width}×${req.height}×3`,
+      `decoder produced ${decoded.width}×${decoded.height} (${decoded.pixels.length} bytes), ` +
+        `expected ${req.width}×${req.height}×3`,
     );
   }
   return decoded;
@@ -121,7 +122,8 @@ async function decodeWith(
   const uprightH = swapped ? width : height;
   if (!req.resize && (uprightW !== req.width || uprightH !== req.height)) {
     throw invalidImage(
-      `with_resize=False needs an image of exactly ${req.width}×${req.height}, got ${uprightW}×${uprightH}; send with_resize=True to let the server resize it`,
+      `with_resize=False needs an image of exactly ${req.width}×${req.height}, got ${uprightW}×${uprightH}; ` +
+        'send with_resize=True to let the server resize it',
     );
   }
   const [r, g, b] = req.padColor;

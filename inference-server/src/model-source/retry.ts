@@ -79,7 +79,8 @@ export async function retry<T>(
     const msg = errorMessage(err);
     const text =
       stop === 'deadline'
-        ? `deadline of ${deadlineMs}ms exceeded after ${attempts} attempt${attempts === 1 ? '' : 's'} (last error: ${msg})`
+        ? `deadline of ${deadlineMs}ms exceeded after ${attempts} attempt${attempts === 1 ? '' : 's'} ` +
+          `(last error: ${msg})`
         : stop === 'aborted'
           ? `aborted after ${attempts} attempt${attempts === 1 ? '' : 's'} (last error: ${msg})`
           : attempts > 1

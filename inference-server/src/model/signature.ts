@@ -61,7 +61,8 @@ export function describeModel(
 ): ModelSignature {
   if (inputs.length !== 1) {
     throw new Error(
-      `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); an image classifier with exactly one image input is required`,
+      `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); ` +
+        'an image classifier with exactly one image input is required',
     );
   }
   const input = inputs[0]!;
@@ -87,7 +88,8 @@ export function describeModel(
   const width = w !== undefined && w > 0 ? w : overrides.inputSize?.width;
   if (height === undefined || width === undefined) {
     throw new Error(
-      `input ${input.name} has symbolic height or width [${input.shape.join(', ')}]; set INPUT_SIZE (e.g. 224 or 224x224)`,
+      `input ${input.name} has symbolic height or width [${input.shape.join(', ')}]; ` +
+        'set INPUT_SIZE (e.g. 224 or 224x224)',
     );
   }
   const batchDim = shape[0]!;
@@ -95,7 +97,8 @@ export function describeModel(
   const output = outputs.find((o) => o.name === outputName);
   if (output === undefined || !output.isTensor) {
     throw new Error(
-      `output ${outputName ?? '(none)'} not found among the model's tensor outputs (${outputs.map((o) => o.name).join(', ')})`,
+      `output ${outputName ?? '(none)'} not found among the model's tensor outputs ` +
+        `(${outputs.map((o) => o.name).join(', ')})`,
     );
   }
   if (output.type !== 'float32')
@@ -104,7 +107,8 @@ export function describeModel(
   const classDims = outputShape.slice(1);
   if (classDims.some((d) => d < 0) || classDims.length === 0) {
     throw new Error(
-      `output ${output.name} has shape [${output.shape.join(', ')}]; a [batch, classes] output with a fixed class count is required`,
+      `output ${output.name} has shape [${output.shape.join(', ')}]; ` +
+        'a [batch, classes] output with a fixed class count is required',
     );
   }
   return {

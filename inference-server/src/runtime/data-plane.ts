@@ -184,7 +184,8 @@ export class DataPlane {
   /** Overloaded for the memory bound: what every refusal past MAX_QUEUE_BYTES says. */
   memoryFull(memory = this.requireReady().memory): Overloaded {
     return new Overloaded(
-      `the server holds as many requests as its memory bound allows (${Math.round(memory.limitBytes / 2 ** 20)} MiB, MAX_QUEUE_BYTES); retry shortly`,
+      'the server holds as many requests as its memory bound allows ' +
+        `(${Math.round(memory.limitBytes / 2 ** 20)} MiB, MAX_QUEUE_BYTES); retry shortly`,
       'memory',
     );
   }
@@ -257,7 +258,8 @@ export class DataPlane {
     if (wrong) {
       const batchText = sig.batch === 'dynamic' ? `1..${MAX_TENSOR_BATCH}` : String(sig.batch);
       throw new InvalidRequest(
-        `input ${sig.inputName} must have shape [${batchText}, ${expected.slice(1).join(', ')}], got [${req.shape.join(', ')}]`,
+        `input ${sig.inputName} must have shape [${batchText}, ${expected.slice(1).join(', ')}], ` +
+          `got [${req.shape.join(', ')}]`,
       );
     }
     // The tensor the session call is built from, and its output.

@@ -74,7 +74,8 @@ interface CallResult {
 
 const expired = (job: Job, now: number) =>
   new DeadlineExceeded(
-    `the request waited ${Math.round(now - job.enqueuedAt)} ms for the model, past its deadline (REQUEST_DEADLINE_MS); the server is overloaded, retry later`,
+    `the request waited ${Math.round(now - job.enqueuedAt)} ms for the model, ` +
+      'past its deadline (REQUEST_DEADLINE_MS); the server is overloaded, retry later',
   );
 
 const noObserver: SchedulerObserver = { waited: () => undefined, ran: () => undefined };
@@ -141,7 +142,8 @@ export class Scheduler {
     const budget = this.opts.budget?.budgetMs;
     if (budget !== undefined && limit === this.opts.budget?.limit) {
       throw new Overloaded(
-        `the server holds ${held} images, the most that can start within the ${Math.round(budget)} ms queue budget (MAX_QUEUE_MS) is ${limit}; retry shortly`,
+        `the server holds ${held} images, the most that can start within the ${Math.round(budget)} ms queue budget ` +
+          `(MAX_QUEUE_MS) is ${limit}; retry shortly`,
         'queue_budget',
       );
     }

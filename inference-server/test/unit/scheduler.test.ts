@@ -165,7 +165,9 @@ describe('scheduler (the one owner of the sessions)', () => {
     expect(() => sched.submitBatch(new Float32Array(9), 3)).to.throw(/batches of exactly 2/);
   });
 
-  it('counts images, not requests, against an opt-in cap (MAX_IN_FLIGHT), and takes an oversized batch when idle', async () => {
+  const inFlightCapTitle =
+    'counts images, not requests, against an opt-in cap (MAX_IN_FLIGHT), and takes an oversized batch when idle';
+  it(inFlightCapTitle, async () => {
     const s = new FakeSession(20);
     const sched = new Scheduler([s], signature(), { maxBatchSize: 8, maxQueueDelayMs: 0, maxImages: 4 });
     const big = sched.submitBatch(new Float32Array(6 * 3), 6);
@@ -191,7 +193,9 @@ describe('scheduler (the one owner of the sessions)', () => {
     await Promise.all(held);
   });
 
-  it('warms up every session without touching the queue, and close refuses what is left then releases the sessions', async () => {
+  const warmUpCloseTitle =
+    'warms up every session without touching the queue, and close refuses what is left then releases the sessions';
+  it(warmUpCloseTitle, async () => {
     const a = new FakeSession(5);
     const b = new FakeSession(5);
     const sched = new Scheduler([a, b], signature(), { maxBatchSize: 8, maxQueueDelayMs: 0 });

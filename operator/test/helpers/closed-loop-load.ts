@@ -59,7 +59,8 @@ export class ClosedLoopLoad {
     this.contentType = `multipart/form-data; boundary=${boundary}`;
     this.body = Buffer.concat([
       Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="${opts.filename}"\r\nContent-Type: image/jpeg\r\n\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="${opts.filename}"\r\n` +
+          'Content-Type: image/jpeg\r\n\r\n',
       ),
       opts.image,
       Buffer.from(`\r\n--${boundary}--\r\n`),

@@ -131,7 +131,8 @@ export async function startOperator(
 
   const cut = (line: string) => (line.length > 400 ? `${line.slice(0, 400)}…` : line);
   const tail = (n = 30) =>
-    `--- ${name} stdout (last ${n}) ---\n${raw.slice(-n).map(cut).join('\n')}\n--- stderr ---\n${stderr.join('').slice(-4000)}`;
+    `--- ${name} stdout (last ${n}) ---\n${raw.slice(-n).map(cut).join('\n')}\n` +
+    `--- stderr ---\n${stderr.join('').slice(-4000)}`;
 
   const waitFor = (predicate: (l: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> => {
     const seen = logs.find(predicate);

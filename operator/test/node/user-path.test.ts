@@ -134,7 +134,9 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     await cluster?.stop();
   });
 
-  it('kubectl apply -k config/default: the operator runs as two pods with its own ServiceAccount, one of them leads', async () => {
+  const installTitle =
+    'kubectl apply -k config/default: the operator runs as two pods with its own ServiceAccount, one of them leads';
+  it(installTitle, async () => {
     await kubectl(['apply', '-k', join(ROOT, 'config', 'default')]);
     await kubectl(['rollout', 'status', 'deployment/onnx-operator', '-n', OPERATOR_NS, '--timeout=300s']);
     const pods = (
@@ -165,7 +167,10 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     note(`leader: ${holder}`);
   });
 
-  it('an OnnxModel from gs:// in a restricted namespace: the pod is Ready, kubectl get shows the address, curl answers through every Service path', async () => {
+  const servingTitle =
+    'an OnnxModel from gs:// in a restricted namespace: the pod is Ready, kubectl get shows the address, ' +
+    'curl answers through every Service path';
+  it(servingTitle, async () => {
     ns = await cluster.createNamespace('models');
     await kubectl([
       'label',
@@ -396,7 +401,9 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     for (const p of report.phases) expect(p.ok, `phase ${p.name}`).to.be.greaterThan(0);
   });
 
-  it('a model that cannot load (a missing object, a corrupt one) is not Ready and says why; fixing the object heals it', async () => {
+  const brokenModelTitle =
+    'a model that cannot load (a missing object, a corrupt one) is not Ready and says why; fixing the object heals it';
+  it(brokenModelTitle, async () => {
     await gcs.upload('models', 'corrupt/model.onnx', Buffer.from('this is not an ONNX model'));
     await applyModel('missing', spec({ modelUri: 'gs://models/missing/model.onnx', service: { type: 'ClusterIP' } }));
     await applyModel('corrupt', spec({ modelUri: 'gs://models/corrupt/model.onnx', service: { type: 'ClusterIP' } }));

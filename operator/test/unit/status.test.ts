@@ -215,7 +215,10 @@ describe('OnnxModel status', () => {
       });
     });
 
-    it('a pod still starting, a cleanly stopped one or a terminating one is not trouble; the first troubled pod by name wins', () => {
+    const notTroubleTitle =
+      'a pod still starting, a cleanly stopped one or a terminating one is not trouble; ' +
+      'the first troubled pod by name wins';
+    it(notTroubleTitle, () => {
       expect(ready([pod('m-1', { state: { waiting: { reason: 'ContainerCreating' } } })]).reason).to.equal(
         'ReplicasNotReady',
       );
