@@ -168,7 +168,8 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
     expect(maps).to.match(/libjemalloc\.so\.2/);
     expect(
       await nodeInContainer(
-        'process.stdout.write(fs.readFileSync("/proc/1/environ", "utf8").split("\\0").filter((v) => v.startsWith("MALLOC_CONF=")).join())',
+        'process.stdout.write(fs.readFileSync("/proc/1/environ", "utf8").split("\\0")' +
+          '.filter((v) => v.startsWith("MALLOC_CONF=")).join())',
       ),
     ).to.match(/background_thread:true/);
   });
@@ -199,7 +200,8 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
     this.timeout(60_000);
     const started = Date.now();
     await podmanOk(['kill', '--signal', 'TERM', container!]);
-    // podman stop's grace period would be 10 s (Kubernetes': 30 s): a process that ignores SIGTERM as PID 1 takes all of it.
+    // podman stop's grace period would be 10 s (Kubernetes': 30 s): a process that ignores SIGTERM as PID 1
+    // takes all of it.
     const code = await podmanOk(['wait', container!], 30_000);
     const elapsed = Date.now() - started;
     const out = await logs();

@@ -102,7 +102,8 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
     ]);
     if (build.code !== 0)
       throw new Error(
-        `scripts/containers/build-images.sh operator failed (exit ${build.code}); last lines:\n${tail(build.stderr, 60)}`,
+        `scripts/containers/build-images.sh operator failed (exit ${build.code}); ` +
+          `last lines:\n${tail(build.stderr, 60)}`,
       );
     const vars = parseExports(build.stdout);
     if (!vars.CONTAINERS_CONF || !vars.OPERATOR_IMAGE)
