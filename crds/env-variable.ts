@@ -1,8 +1,4 @@
-/**
- * One environment variable, read and written the same way by every program:
- * the building blocks of the server's contract (crds/server-env.ts) and of
- * the operator's own configuration.
- */
+/** A process environment as the readers see it (process.env, or a pod spec's variables as a map). */
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** What a default may depend on: the container's CPU limit and the session count read before it. */
@@ -11,6 +7,11 @@ export interface EnvContext {
   sessions: number;
 }
 
+/**
+ * One environment variable, read and written the same way by every program:
+ * the building block of the server's contract (crds/server-env.ts) and of
+ * the operator's own configuration.
+ */
 export interface ServerVariable<T> {
   readonly name: string;
   /** The README's default column (Markdown). */

@@ -1,14 +1,15 @@
+/** Retry backoff per key: doubles from baseDelayMs (100 ms) to at most maxDelayMs (5 min). */
+export interface WorkQueueOptions {
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+}
+
 /**
  * A rate-limited work queue in the style of client-go's: a key is queued at most
  * once however many events name it, is never processed by two workers at once
  * (an event during processing re-queues it for afterwards), and failures are
  * retried with per-key exponential backoff that resets on success.
  */
-export interface WorkQueueOptions {
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-}
-
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();

@@ -1,18 +1,4 @@
-/**
- * The opt-in latency budget (SLO mode, MAX_QUEUE_MS): admission sized from a
- * wait the user accepts instead of from memory. An image queued behind N
- * others waits about N × (time per image) / sessions before its own run
- * starts (Little's law), so it is worth holding 1 + budget × sessions /
- * (time per image) images at once. Past that the server refuses at once
- * (503 + Retry-After): under overload the requests it accepts still answer
- * within about the budget plus one batch, and a load balancer or client can
- * send the rest elsewhere. Without a budget every request queues (FIFO) up to
- * the memory bound, as users' load tests expect.
- *
- * The time per image is a moving average over the batches actually run, so the
- * limit follows the load: batches get cheaper per image as they grow, and
- * everything gets slower when decoding competes for the CPUs.
- */
+/** How much wait the user accepts, and how many batches share it. */
 export interface QueueBudgetOptions {
   /**
    * The accepted wait before an inference starts, in ms; 'auto' = a lone image's inference time, at least
@@ -33,6 +19,21 @@ export const MIN_AUTO_BUDGET_MS = 50;
 /** Weight of the newest batch in the moving average: about the last ten batches count. */
 const ALPHA = 0.2;
 
+/**
+ * The opt-in latency budget (SLO mode, MAX_QUEUE_MS): admission sized from a
+ * wait the user accepts instead of from memory. An image queued behind N
+ * others waits about N × (time per image) / sessions before its own run
+ * starts (Little's law), so it is worth holding 1 + budget × sessions /
+ * (time per image) images at once. Past that the server refuses at once
+ * (503 + Retry-After): under overload the requests it accepts still answer
+ * within about the budget plus one batch, and a load balancer or client can
+ * send the rest elsewhere. Without a budget every request queues (FIFO) up to
+ * the memory bound, as users' load tests expect.
+ *
+ * The time per image is a moving average over the batches actually run, so the
+ * limit follows the load: batches get cheaper per image as they grow, and
+ * everything gets slower when decoding competes for the CPUs.
+ */
 export class QueueBudget {
   private perImageMs: number | undefined;
   private singleImageMs: number | undefined;
