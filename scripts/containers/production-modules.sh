@@ -26,7 +26,7 @@ while IFS= read -r dir; do
   case "$dir" in
   "$root"/node_modules/*)
     # --parents keeps the path (hoisted or nested) npm chose, so resolution is unchanged.
-    (cd "$root" && cp -a --parents "${dir#"$root"/}" "$dest/")
+    cp -a --parents "${dir#"$root"/}" "$dest/"
     count=$((count + 1))
     ;;
   esac # the workspaces themselves (crds/, …) are compiled into dist/, not installed

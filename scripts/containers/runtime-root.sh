@@ -29,6 +29,9 @@ if [[ -e /lib64 ]]; then mkdir -p "$dest/usr/lib64" && ln -sfn usr/lib64 "$dest/
 chmod 1777 "$dest/tmp"
 install -m 755 "$node" "$dest/usr/local/bin/node"
 
+# libs: what is copied into the root, keyed by path. A named file is copied itself
+# (e.g. a preloaded allocator); a directory's native files travel with it.
+declare -A libs=()
 elfs=("$node")
 skip=()
 for arg in "$@"; do
@@ -37,12 +40,12 @@ for arg in "$@"; do
     while IFS= read -r -d '' f; do elfs+=("$f"); done < <(find "$arg" -type f \( -name '*.node' -o -name '*.so' -o -name '*.so.*' \) -print0)
   elif [[ -f "$arg" ]]; then
     elfs+=("$(readlink -f "$arg")")
+    libs["$(readlink -f "$arg")"]=1
   else
     die "no such file or directory: $arg"
   fi
 done
 
-declare -A libs=()
 for elf in "${elfs[@]}"; do
   out="$(ldd "$elf" 2>&1)" || die "ldd $elf failed: $out"
   if grep -q 'not found' <<<"$out"; then die "$elf needs a library this build stage lacks:
@@ -50,15 +53,10 @@ $(grep 'not found' <<<"$out")"; fi
   # "libx.so => /path (0x…)" and the loader's own "/lib64/ld-linux-….so.2 (0x…)".
   while IFS= read -r lib; do
     [[ -n "$lib" ]] || continue
-    for s in "${skip[@]}"; do [[ "$(readlink -f "$lib")" == "$s"* ]] && continue 2; done
+    real="$(readlink -f "$lib")"
+    for s in "${skip[@]}"; do [[ "$real" == "$s"* ]] && continue 2; done
     libs["$lib"]=1
   done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$out")
-done
-# The named extra ELF files are part of the root too (e.g. a preloaded allocator).
-for elf in "${elfs[@]:1}"; do
-  in_dir=0
-  for s in "${skip[@]}"; do [[ "$elf" == "$s"* ]] && in_dir=1; done
-  ((in_dir)) || libs["$elf"]=1
 done
 
 packages=()
