@@ -34,6 +34,17 @@ const MODEL_LABEL = `${GROUP}/model`;
 const PHOTOS = join(ROOT, 'inference-server', 'test', 'fixtures', 'photos');
 const BUILTIN_MODEL = join(ROOT, 'inference-server', 'models', 'efficientnet-lite0');
 const curl = promisify(execFile);
+/** What a user types: the cat photo to /predict/image, failing on any non-2xx answer. */
+const curlClassify = (url: string) =>
+  curl('curl', [
+    '-sS',
+    '--fail-with-body',
+    '--max-time',
+    '60',
+    '-F',
+    `image_file=@${join(PHOTOS, 'chelsea.jpg')}`,
+    url,
+  ]);
 const note = (msg: string) => void (process.env.E2E_VERBOSE === '1' && process.stderr.write(`      · ${msg}\n`));
 
 interface Seed {
@@ -231,19 +242,7 @@ describe('on a real node: the user path, rollouts under load, models that cannot
     expect((await getModel('cat')).status!.url).to.equal(urls[0]);
     for (const url of urls) {
       // kube-proxy programs the load balancer's address a moment after the status names it, like a cloud's would.
-      const { stdout } = await eventually(
-        () =>
-          curl('curl', [
-            '-sS',
-            '--fail-with-body',
-            '--max-time',
-            '60',
-            '-F',
-            `image_file=@${join(PHOTOS, 'chelsea.jpg')}`,
-            url,
-          ]),
-        { timeoutMs: 60_000, intervalMs: 500 },
-      );
+      const { stdout } = await eventually(() => curlClassify(url), { timeoutMs: 60_000, intervalMs: 500 });
       const answer = JSON.parse(stdout) as Seed;
       expect(accepted, `${url}: ${stdout}`).to.include(answer.Label);
       note(`${url} → ${stdout}`);
@@ -431,20 +430,10 @@ describe('on a real node: the user path, rollouts under load, models that cannot
       // until then the ClusterIP refuses connections, as it would for any Deployment. Only that (curl's exit 7)
       // is tried again; any answer, and any other failure, counts.
       const url = await clusterIpUrl(name);
-      const classify = () =>
-        curl('curl', [
-          '-sS',
-          '--fail-with-body',
-          '--max-time',
-          '60',
-          '-F',
-          `image_file=@${join(PHOTOS, 'chelsea.jpg')}`,
-          url,
-        ]);
       let answer: { stdout: string } | undefined;
       for (let attempt = 1; !answer; attempt++) {
         try {
-          answer = await classify();
+          answer = await curlClassify(url);
         } catch (err) {
           if ((err as { code?: unknown }).code !== 7 || attempt === 20) throw err;
           await new Promise((r) => setTimeout(r, 500));
