@@ -21,11 +21,12 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseExports, run, tail } from '../inference-server/test/helpers/podman.js';
+import { parseExports, run, shareWithContainerUser, tail } from '../inference-server/test/helpers/podman.js';
+import { containerKubeconfig, operatorRunArgs } from '../operator/test/helpers/operator-container.js';
 import { startControlPlane } from '../operator/test/helpers/control-plane.js';
 import { freePort } from '../scripts/testkit/free-port.js';
 import { ROOT, neutralEnv, serverMain, sleep } from './harness.js';
@@ -133,11 +134,7 @@ async function timeContainer(
 
 async function measureServer(images: Images): Promise<ImageFigures> {
   const cache = mkdtempSync(join(tmpdir(), 'onnx-bench-cache-'));
-  try {
-    chownSync(cache, 1000, 1000);
-  } catch {
-    chmodSync(cache, 0o777);
-  }
+  shareWithContainerUser(cache, 0o777);
   const listening: number[] = [];
   const ready: number[] = [];
   try {
@@ -164,31 +161,14 @@ async function measureServer(images: Images): Promise<ImageFigures> {
 
 async function measureOperator(images: Images, kubeconfigPath: string): Promise<ImageFigures> {
   const dir = mkdtempSync(join(tmpdir(), 'onnx-bench-operator-'));
-  const kubeconfig = join(dir, 'kubeconfig');
-  copyFileSync(kubeconfigPath, kubeconfig);
-  try {
-    chownSync(kubeconfig, 1000, 1000);
-  } catch {
-    chmodSync(kubeconfig, 0o644);
-  }
+  const kubeconfig = containerKubeconfig(kubeconfigPath, dir);
   const ready: number[] = [];
   try {
     for (let i = 0; i < RUNS; i++) {
       const port = await freePort();
       const t = await timeContainer(
         images.env,
-        [
-          '--network=host',
-          '-v',
-          `${kubeconfig}:/kubeconfig:ro`,
-          '-e',
-          'KUBECONFIG=/kubeconfig',
-          '-e',
-          'LEADER_ELECTION=false',
-          '-e',
-          `PORT=${port}`,
-          images.operator,
-        ],
+        [...operatorRunArgs(kubeconfig, port), images.operator],
         `http://127.0.0.1:${port}/readyz`,
       );
       ready.push(t.ready);

@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -18,7 +18,16 @@ import { readFile } from 'node:fs/promises';
 import { DEFAULT_SAMPLE_IMAGE } from '../src/config/server-config.js';
 import { postForm } from './helpers/server.js';
 import { freePort } from '../../scripts/testkit/free-port.js';
-import { IMAGE_BUILD_TIMEOUT_MS, parseExports, repoRoot, run, sleep, tail, type Run } from './helpers/podman.js';
+import {
+  IMAGE_BUILD_TIMEOUT_MS,
+  parseExports,
+  repoRoot,
+  run,
+  shareWithContainerUser,
+  sleep,
+  tail,
+  type Run,
+} from './helpers/podman.js';
 
 /** About 205 MB (distroless root, the server's own production dependencies): the bound keeps it from creeping back. */
 const IMAGE_SIZE_BOUND_MB = 250;
@@ -71,11 +80,7 @@ describe('container image: onnx-inference-server (Dockerfile.server, podman)', f
     process.once('exit', removeSync);
     // The one writable path (the model cache); uid 1000 owns it as a pod's fsGroup would arrange.
     cacheDir = mkdtempSync(join(tmpdir(), 'onnx-container-cache-'));
-    try {
-      chownSync(cacheDir, 1000, 1000);
-    } catch {
-      chmodSync(cacheDir, 0o777); // not root: let anyone in
-    }
+    shareWithContainerUser(cacheDir, 0o777);
     const port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
     const name = `onnx-server-test-${randomBytes(4).toString('hex')}`;

@@ -11,12 +11,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { DEFAULT_SERVER_IMAGE } from '../src/config.js';
 import { eventually, repoRoot, sharedControlPlane, type ControlPlane } from './helpers/control-plane.js';
+import { containerKubeconfig, operatorRunArgs } from './helpers/operator-container.js';
 import {
   IMAGE_BUILD_TIMEOUT_MS,
   parseExports,
@@ -123,13 +124,7 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
     namespace = await cp.createNamespace('container');
     // The plane's kubeconfig (inline CA and token) is root's, mode 600: hand uid 1000 its own copy.
     workDir = mkdtempSync(join(tmpdir(), 'onnx-operator-container-'));
-    const kubeconfig = join(workDir, 'kubeconfig');
-    copyFileSync(cp.kubeconfigPath, kubeconfig);
-    try {
-      chownSync(kubeconfig, 1000, 1000);
-    } catch {
-      chmodSync(kubeconfig, 0o644); // not root: make it readable instead
-    }
+    const kubeconfig = containerKubeconfig(cp.kubeconfigPath, workDir);
     port = await freePort();
     const name = `onnx-operator-test-${randomBytes(4).toString('hex')}`;
     await podmanOk([
@@ -137,18 +132,10 @@ describe('container image: onnx-operator (Dockerfile.operator, podman, real cont
       '-d',
       '--name',
       name,
-      '--network=host',
       '--read-only',
       '--user',
       '1000',
-      '-v',
-      `${kubeconfig}:/kubeconfig:ro`,
-      '-e',
-      'KUBECONFIG=/kubeconfig',
-      '-e',
-      'LEADER_ELECTION=false',
-      '-e',
-      `PORT=${port}`,
+      ...operatorRunArgs(kubeconfig, port),
       // Only this test's namespace: other test files' models in the shared plane are not its business.
       '-e',
       `WATCH_NAMESPACE=${namespace}`,

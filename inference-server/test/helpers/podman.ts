@@ -3,7 +3,7 @@
  * what the scripts print. The images are built by scripts/containers/build-images.sh.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -66,3 +66,12 @@ export function parseExports(stdout: string): Record<string, string> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The images run as uid 1000: hand it a host path (chown as root; otherwise open it up with `fallbackMode`). */
+export function shareWithContainerUser(path: string, fallbackMode: number): void {
+  try {
+    chownSync(path, 1000, 1000);
+  } catch {
+    chmodSync(path, fallbackMode);
+  }
+}
